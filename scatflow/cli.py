@@ -1,0 +1,264 @@
+"""The ``scatflow`` command: example, run, info, plot.
+
+Errors print one line naming the file, key or channel at fault and exit with
+status 2 (1 when blocks failed); ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+
+
+class Progress:
+    """A one-line progress bar on stderr (a line per 10 % when not a terminal)."""
+
+    def __init__(self, stream=sys.stderr, enabled: bool = True):
+        self.stream = stream
+        self.enabled = enabled
+        self.tty = stream.isatty()
+        self.t0 = time.perf_counter()
+        self.last_decile = -1
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled or total == 0:
+            return
+        elapsed = time.perf_counter() - self.t0
+        eta = elapsed / done * (total - done) if done else float("nan")
+        width = 30
+        fill = int(width * done / total)
+        line = f"[{'#' * fill}{'.' * (width - fill)}] {done}/{total} blocks, {elapsed:.0f} s elapsed"
+        if done and done < total:
+            line += f", ~{eta:.0f} s left"
+        if self.tty:
+            self.stream.write("\r" + line + ("\n" if done == total else ""))
+            self.stream.flush()
+        else:
+            decile = 10 * done // total
+            if decile != self.last_decile:
+                self.last_decile = decile
+                self.stream.write(line + "\n")
+                self.stream.flush()
+
+
+def _log(quiet: bool):
+    def log(msg: str) -> None:
+        if not quiet:
+            print(msg, file=sys.stderr, flush=True)
+
+    return log
+
+
+# -- example ------------------------------------------------------------------------------------
+EXAMPLE_CONFIG = """\
+# scatflow run configuration: the scatseisnet tutorial's transformation step.
+# Every key is documented in the README ("Configuration"). Relative paths are
+# relative to this file.
+
+[input]
+paths = ["{data}"]
+select = ["*.*.*.HH?"]
+start = "{start}"
+end = "{end}"
+
+[network]
+window_s = 40.0
+overlap = 0.5
+reduce = "median"
+layers = [
+  {{ octaves = 6, resolution = 4, quality = 2 }},
+  {{ octaves = 6, resolution = 1, quality = 2 }},
+]
+
+[output]
+store = "{store}"
+dtype = "float32"
+
+[cluster]
+kind = "local"
+"""
+
+ARCHIVE_CONFIG = """\
+# scatflow run configuration for the synthetic SDS archive (several stations,
+# several days, one station at another sampling rate, a gap and a missing day).
+
+[input]
+sds = "archive"
+select = ["X9.*.*.*"]
+start = "{start}"
+end = "{end}"
+
+[network]
+window_s = 40.0
+overlap = 0.5
+reduce = "median"
+layers = [
+  {{ octaves = 6, resolution = 4, quality = 2 }},
+  {{ octaves = 6, resolution = 1, quality = 2 }},
+]
+
+[output]
+store = "archive.zarr"
+dtype = "float32"
+
+[cluster]
+kind = "local"
+"""
+
+
+def cmd_example(args) -> int:
+    from obspy import UTCDateTime
+
+    from . import example
+
+    out = Path(args.dir)
+    out.mkdir(parents=True, exist_ok=True)
+    log = _log(args.quiet)
+    start = UTCDateTime(args.start)
+    if args.archive:
+        info = example.write_archive(out / "archive", start=str(start.date), days=args.days)
+        end = UTCDateTime(info["end"])
+        (out / "archive.toml").write_text(ARCHIVE_CONFIG.format(start=_iso(start), end=_iso(end)))
+        (out / "archive.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
+        log(f"wrote an SDS archive ({len(info['stations'])} stations, {args.days} days) and {out / 'archive.toml'}")
+        return 0
+    data = out / "data"
+    data.mkdir(exist_ok=True)
+    rate = 50.0
+    # One day plus the next midnight's sample, as a data centre returns an inclusive end time:
+    # then ObsPy's Stream.slide(40, 20) gives the tutorial's 4319 windows.
+    path = example.write_day(data / f"X9.SV13..HH.{start.strftime('%Y.%j')}.mseed", start=_iso(start),
+                             sampling_rate=rate, duration_s=86400 + 1 / rate)
+    end = start + 86400
+    (out / "config.toml").write_text(
+        EXAMPLE_CONFIG.format(data=f"data/{path.name}", start=_iso(start), end=_iso(end), store="results.zarr")
+    )
+    log(f"wrote {path} and {out / 'config.toml'}")
+    log(f"next: scatflow run {out / 'config.toml'}")
+    return 0
+
+
+def _iso(t) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+# -- run ------------------------------------------------------------------------------------------
+def cmd_run(args) -> int:
+    from . import cluster, workflow
+    from .config import load_config
+    from .store import Store
+
+    overrides = {"cluster": {}}
+    if args.cluster:
+        overrides["cluster"]["kind"] = args.cluster
+    if args.scheduler:
+        overrides["cluster"]["kind"] = args.scheduler
+    if args.workers:
+        overrides["cluster"]["workers"] = args.workers
+    cfg = load_config(args.config, overrides)
+    log = _log(args.quiet)
+    if args.dry_run:
+        plan = workflow.make_plan(cfg, Store(cfg.output["store"]), fresh=args.overwrite)
+        print(f"plan: {plan.tasks} block(s) to compute into {cfg.output['store']}")
+        print(plan.describe())
+        return 0
+    with cluster.connect(cfg.cluster, log=log) as client:
+        summary = workflow.run(cfg, client, overwrite=args.overwrite, progress=Progress(enabled=not args.quiet), log=log)
+    print(summary.text())
+    print(f"store: {cfg.output['store']}")
+    return 0 if summary.ok else 1
+
+
+# -- info -----------------------------------------------------------------------------------------
+def cmd_info(args) -> int:
+    from .report import store_report
+
+    print(store_report(args.store))
+    return 0
+
+
+# -- plot -----------------------------------------------------------------------------------------
+def cmd_plot(args) -> int:
+    from .plot import plot_store
+
+    path = plot_store(args.store, output=args.output, station=args.station, channel=args.channel, f1=args.f1,
+                      start=args.start, end=args.end)
+    print(f"wrote {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="scatflow", description="Scattering-network features from seismic archives.")
+    p.add_argument("--version", action="version", version=f"scatflow {__version__}")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    e = sub.add_parser("example", help="write example data and ready-to-run configs into DIR")
+    e.add_argument("dir")
+    e.add_argument("--archive", action="store_true", help="a small multi-station SDS archive instead of one day")
+    e.add_argument("--days", type=int, default=3, help="days in the archive (default 3)")
+    e.add_argument("--start", default="2015-12-04", help="first day (UTC)")
+    e.add_argument("--quiet", action="store_true")
+    e.set_defaults(func=cmd_example)
+
+    r = sub.add_parser("run", help="run the workflow described by CONFIG.toml")
+    r.add_argument("config")
+    r.add_argument("--cluster", help="override cluster.kind (local, or a scheduler address)")
+    r.add_argument("--scheduler", help="join a running Dask scheduler at ADDRESS")
+    r.add_argument("--workers", type=int, help="local: number of worker processes")
+    r.add_argument("--overwrite", action="store_true", help="delete the store and recompute everything")
+    r.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    r.add_argument("--quiet", action="store_true", help="no progress or log lines")
+    r.set_defaults(func=cmd_run)
+
+    i = sub.add_parser("info", help="stations, channels, span, coverage and design of a store")
+    i.add_argument("store")
+    i.set_defaults(func=cmd_info)
+
+    g = sub.add_parser("plot", help="write a PNG: first-order scalogram and second-order coefficients")
+    g.add_argument("store")
+    g.add_argument("-o", "--output", help="PNG path (default: STORE.<station>.png beside the store)")
+    g.add_argument("--station", help="group NET.STA.LOC (default: the first)")
+    g.add_argument("--channel", help="SEED id (default: the first)")
+    g.add_argument("--f1", type=float, help="first-order frequency (Hz) for the second-order panel")
+    g.add_argument("--start", help="UTC start of the time range shown")
+    g.add_argument("--end", help="UTC end of the time range shown")
+    g.set_defaults(func=cmd_plot)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.debug:
+        return args.func(args)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("scatflow: interrupted; completed blocks are kept, run again to resume", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - one line for users; --debug for the traceback
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        known = _known_errors()
+        if not isinstance(exc, known):
+            msg = f"{type(exc).__name__}: {msg} (run with --debug for the traceback)"
+        print(f"scatflow: error: {msg}", file=sys.stderr)
+        return 2
+
+
+def _known_errors():
+    from .config import ConfigError
+    from .sources import InputError
+    from .store import StoreError
+
+    return (ConfigError, InputError, StoreError, FileNotFoundError, PermissionError)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,280 @@
+"""Run configuration: a TOML file parsed (never evaluated) and validated up front.
+
+Every key is declared once in :data:`SCHEMA` with its type, default and a
+one-line description (the README's key table is this table). Unknown or
+mistyped keys are rejected by name, relative paths are resolved against the
+config file's folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+import typing as T
+from pathlib import Path
+
+import numpy as np
+from obspy import UTCDateTime
+
+
+class ConfigError(ValueError):
+    """A configuration problem; the message names the file and key at fault."""
+
+
+_REQUIRED = object()
+
+
+@dataclasses.dataclass(frozen=True)
+class Key:
+    type: T.Any  # a type or tuple of types accepted from TOML
+    default: T.Any
+    doc: str
+
+
+# section -> key -> Key. The order is the README's order.
+SCHEMA: dict[str, dict[str, Key]] = {
+    "input": {
+        "paths": Key(list, None, "globs of waveform files ObsPy can read (miniSEED...), relative to the config"),
+        "sds": Key(str, None, "root of an SDS archive (YEAR/NET/STA/CHA.D/NET.STA.LOC.CHA.D.YEAR.DOY)"),
+        "select": Key(list, ["*.*.*.*"], "SEED id patterns NET.STA.LOC.CHA with shell wildcards"),
+        "start": Key(str, None, "UTC start of the span (ISO 8601); default: first sample (paths only)"),
+        "end": Key(str, None, "UTC end of the span, exclusive; default: just after the last sample (paths only)"),
+    },
+    "network": {
+        "window_s": Key((int, float), 40.0, "window duration in seconds (bins = window_s x sampling rate)"),
+        "overlap": Key((int, float), 0.5, "fraction of a window shared with the next one, in [0, 1)"),
+        "reduce": Key(str, "median", "pooling over each window: median | max | mean"),
+        "layers": Key(list, None, "one table per layer: octaves, resolution, quality, normalize_wavelet"),
+        "design": Key(str, None, "instead of layers: a JSON design or scatseisnet pickle (fixes the sampling rate)"),
+        "min_coverage": Key(
+            (int, float), 1.0, "fraction of recorded samples a window needs to get coefficients (else NaN)"
+        ),
+    },
+    "output": {
+        "store": Key(str, _REQUIRED, "Zarr store directory to write (relative to the config)"),
+        "dtype": Key(str, "float32", "coefficient precision: float32 | float64"),
+        "block_s": Key((int, float), 21600.0, "time block per task and Zarr chunk along time, seconds"),
+    },
+    "cluster": {
+        "kind": Key(str, "local", "local | a scheduler address tcp://host:port"),
+        "workers": Key(int, None, "local: worker processes (default: one per core)"),
+        "threads_per_worker": Key(int, 1, "local: threads per worker process"),
+        "memory_limit": Key(str, "auto", "local: memory limit per worker, e.g. '2GB' (dask syntax)"),
+        "dashboard": Key(bool, True, "local: serve the Dask dashboard on 127.0.0.1"),
+    },
+}
+
+LAYER_KEYS = {"octaves": int, "resolution": int, "quality": (int, float), "normalize_wavelet": str}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """A validated run configuration (see :data:`SCHEMA` for the keys)."""
+
+    path: Path | None
+    input: dict
+    network: dict
+    output: dict
+    cluster: dict
+
+    @property
+    def store(self) -> Path:
+        return Path(self.output["store"])
+
+    @property
+    def hop_s(self) -> float:
+        """Seconds between window starts."""
+        return self.network["window_s"] * (1.0 - self.network["overlap"])
+
+    def resolved(self) -> dict:
+        """The configuration as a plain dict (for provenance)."""
+        return {
+            "input": dict(self.input),
+            "network": dict(self.network),
+            "output": dict(self.output),
+            "cluster": dict(self.cluster),
+        }
+
+
+def load_config(path: str | Path, overrides: dict | None = None) -> Config:
+    """Read and validate a TOML run configuration.
+
+    Parameters
+    ----------
+    path : str or Path
+        The TOML file.
+    overrides : dict, optional
+        ``{section: {key: value}}`` applied over the file (command-line options).
+
+    Raises
+    ------
+    ConfigError
+        Unreadable file, TOML syntax error, unknown section or key, wrong type
+        or out-of-range value; the message names the file and key.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            raw = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML ({exc})") from None
+    for section, values in (overrides or {}).items():
+        raw.setdefault(section, {}).update({k: v for k, v in values.items() if v is not None})
+    return parse_config(raw, base=path.parent, source=str(path))
+
+
+def parse_config(raw: dict, base: Path | None = None, source: str = "config") -> Config:
+    """Validate a config dict (as TOML gives it); see :func:`load_config`."""
+    unknown = set(raw) - set(SCHEMA)
+    if unknown:
+        raise ConfigError(f"{source}: unknown section [{sorted(unknown)[0]}] (known: {', '.join(SCHEMA)})")
+    sections = {}
+    for name, keys in SCHEMA.items():
+        given = raw.get(name, {})
+        if not isinstance(given, dict):
+            raise ConfigError(f"{source}: [{name}] must be a table")
+        extra = set(given) - set(keys)
+        if extra:
+            key = sorted(extra)[0]
+            hint = _close_match(key, keys)
+            raise ConfigError(f"{source}: unknown key '{name}.{key}'" + (f" (did you mean '{hint}'?)" if hint else ""))
+        values = {}
+        for key, spec in keys.items():
+            if key in given:
+                values[key] = _typed(given[key], spec, f"{source}: '{name}.{key}'")
+            elif spec.default is _REQUIRED:
+                raise ConfigError(f"{source}: missing required key '{name}.{key}'")
+            else:
+                values[key] = spec.default
+        sections[name] = values
+    cfg = Config(path=None if base is None else Path(source), **sections)
+    _check(cfg, base, source)
+    return cfg
+
+
+def _typed(value, spec: Key, where: str):
+    types = spec.type if isinstance(spec.type, tuple) else (spec.type,)
+    # TOML booleans are ints in Python; never accept one for a number.
+    if isinstance(value, bool) and bool not in types:
+        raise ConfigError(f"{where} must be {_type_names(types)}, got a boolean")
+    if not isinstance(value, types):
+        raise ConfigError(f"{where} must be {_type_names(types)}, got {type(value).__name__} {value!r}")
+    if float in types and isinstance(value, int):
+        value = float(value)
+    return value
+
+
+def _type_names(types) -> str:
+    names = {int: "an integer", float: "a number", str: "a string", list: "a list", bool: "true or false"}
+    return " or ".join(dict.fromkeys(names.get(t, t.__name__) for t in types))
+
+
+def _check(cfg: Config, base: Path | None, source: str) -> None:
+    inp, net, out, clu = cfg.input, cfg.network, cfg.output, cfg.cluster
+
+    def resolve(p: str) -> str:
+        q = Path(p).expanduser()
+        return str(q if q.is_absolute() or base is None else (base / q))
+
+    if (inp["paths"] is None) == (inp["sds"] is None):
+        raise ConfigError(f"{source}: give exactly one of 'input.paths' or 'input.sds'")
+    if inp["paths"] is not None:
+        if not inp["paths"] or not all(isinstance(p, str) for p in inp["paths"]):
+            raise ConfigError(f"{source}: 'input.paths' must be a non-empty list of path globs")
+        inp["paths"] = [resolve(p) for p in inp["paths"]]
+    else:
+        inp["sds"] = resolve(inp["sds"])
+        for key in ("start", "end"):
+            if inp[key] is None:
+                raise ConfigError(f"{source}: 'input.{key}' is required with 'input.sds'")
+    if not inp["select"] or not all(isinstance(p, str) and p.count(".") == 3 for p in inp["select"]):
+        raise ConfigError(f"{source}: 'input.select' must list SEED id patterns NET.STA.LOC.CHA, e.g. '*.*.*.HH?'")
+    for key in ("start", "end"):
+        if inp[key] is not None:
+            try:
+                UTCDateTime(inp[key])
+            except Exception:
+                raise ConfigError(f"{source}: 'input.{key}' is not a UTC time: {inp[key]!r}") from None
+    if inp["start"] is not None and inp["end"] is not None and UTCDateTime(inp["end"]) <= UTCDateTime(inp["start"]):
+        raise ConfigError(f"{source}: 'input.end' must be after 'input.start'")
+
+    window = net["window_s"]
+    if not math.isfinite(window) or window <= 0:
+        raise ConfigError(f"{source}: 'network.window_s' must be a positive number of seconds, got {window}")
+    if not 0.0 <= net["overlap"] < 1.0:
+        raise ConfigError(f"{source}: 'network.overlap' must be in [0, 1), got {net['overlap']}")
+    if net["reduce"] not in ("median", "max", "mean"):
+        raise ConfigError(f"{source}: 'network.reduce' must be median, max or mean, got {net['reduce']!r}")
+    if not 0.0 <= net["min_coverage"] <= 1.0:
+        raise ConfigError(f"{source}: 'network.min_coverage' must be in [0, 1], got {net['min_coverage']}")
+    if (net["layers"] is None) == (net["design"] is None):
+        raise ConfigError(f"{source}: give exactly one of 'network.layers' or 'network.design'")
+    if net["layers"] is not None:
+        net["layers"] = [_check_layer(i, layer, source) for i, layer in enumerate(net["layers"])]
+        if not net["layers"]:
+            raise ConfigError(f"{source}: 'network.layers' must hold at least one layer")
+    else:
+        net["design"] = resolve(net["design"])
+
+    if out["dtype"] not in ("float32", "float64"):
+        raise ConfigError(f"{source}: 'output.dtype' must be float32 or float64, got {out['dtype']!r}")
+    out["store"] = resolve(out["store"])
+    hop = cfg.hop_s
+    blocks = out["block_s"] / hop
+    if out["block_s"] <= 0 or abs(blocks - round(blocks)) > 1e-9 or round(blocks) < 1:
+        raise ConfigError(
+            f"{source}: 'output.block_s' ({out['block_s']} s) must be a positive multiple of the hop ({hop} s)"
+        )
+
+    kind = clu["kind"]
+    if kind != "local" and not kind.startswith(("tcp://", "tls://", "inproc://", "ucx://")):
+        raise ConfigError(f"{source}: 'cluster.kind' must be 'local' or a scheduler address tcp://..., got {kind!r}")
+    for key in ("workers", "threads_per_worker"):
+        if clu[key] is not None and clu[key] < 1:
+            raise ConfigError(f"{source}: 'cluster.{key}' must be at least 1, got {clu[key]}")
+
+
+def _check_layer(i: int, layer, source: str) -> dict:
+    where = f"{source}: 'network.layers[{i}]'"
+    if not isinstance(layer, dict):
+        raise ConfigError(f"{where} must be a table like {{ octaves = 6, resolution = 4, quality = 2 }}")
+    for key in layer:
+        if key not in LAYER_KEYS:
+            hint = _close_match(key, LAYER_KEYS)
+            raise ConfigError(f"{where}: unknown key '{key}'" + (f" (did you mean '{hint}'?)" if hint else ""))
+    for key in ("octaves", "resolution", "quality"):
+        if key not in layer:
+            raise ConfigError(f"{where}: missing '{key}'")
+    out = {}
+    for key, value in layer.items():
+        out[key] = _typed(value, Key(LAYER_KEYS[key], None, ""), f"{where}.{key}")
+    if out["octaves"] < 1 or out["resolution"] < 1 or out["quality"] <= 0:
+        raise ConfigError(f"{where}: octaves and resolution must be >= 1 and quality > 0")
+    if out.get("normalize_wavelet") not in (None, "L1", "L2"):
+        raise ConfigError(f"{where}.normalize_wavelet must be 'L1' or 'L2', got {out['normalize_wavelet']!r}")
+    return out
+
+
+def _close_match(key: str, known) -> str | None:
+    import difflib
+
+    hits = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    return hits[0] if hits else None
+
+
+def samples(seconds: float, rate: float, what: str) -> int:
+    """``seconds * rate`` as a whole number of samples, or a ConfigError naming ``what``."""
+    n = seconds * rate
+    if abs(n - round(n)) > 1e-6 * max(1.0, n) or round(n) < 1:
+        raise ConfigError(f"{what} of {seconds} s is not a whole number of samples at {rate} Hz")
+    return int(round(n))
+
+
+def as_datetime64(t: UTCDateTime) -> np.datetime64:
+    """An ObsPy time as ``datetime64[ns]`` (exact: ObsPy keeps integer nanoseconds)."""
+    return np.datetime64(t.ns, "ns")

@@ -1,0 +1,281 @@
+"""Waveform sources: what stations and channels exist, and reading a time span of one station.
+
+Two kinds, with one small interface (:class:`Source`): plain file globs
+(:class:`FileSource`, headers read once at planning time) and SDS archives
+(:class:`SDSSource`, planned from file names; waveforms read through ObsPy's
+SDS client). Workers call :meth:`Source.read` for exactly the span a block
+needs; it returns the ObsPy stream and the files it touched (provenance).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import glob
+import os
+import warnings
+
+import obspy
+from obspy import UTCDateTime
+
+
+class InputError(ValueError):
+    """Unusable input; the message names the file or channel at fault."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Extent:
+    """One stretch of one channel in one file (from headers)."""
+
+    path: str
+    channel: str
+    start_ns: int  # first sample, ns since 1970
+    end_ns: int  # last sample, ns since 1970
+    sampling_rate: float
+
+
+@dataclasses.dataclass
+class Station:
+    """A station's channels as found in the input, for planning.
+
+    Attributes
+    ----------
+    key : str
+        ``NET.STA.LOC`` (the store group name).
+    channels : list of str
+        Full SEED ids ``NET.STA.LOC.CHA``, sorted.
+    sampling_rate : float
+        Common sampling rate of the channels, Hz.
+    first_ns, last_ns : int or None
+        First and last sample time over all channels (ns since 1970), when known.
+    """
+
+    key: str
+    channels: list[str]
+    sampling_rate: float
+    first_ns: int | None = None
+    last_ns: int | None = None
+
+
+def matches(seed_id: str, patterns) -> bool:
+    """True when ``seed_id`` matches one of the ``NET.STA.LOC.CHA`` shell patterns."""
+    return any(fnmatch.fnmatchcase(seed_id, p) for p in patterns)
+
+
+def station_key(seed_id: str) -> str:
+    """``NET.STA.LOC`` of a ``NET.STA.LOC.CHA`` id."""
+    return seed_id.rsplit(".", 1)[0]
+
+
+class Source:
+    """Interface of a waveform source."""
+
+    def stations(self) -> list[Station]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def read(self, station: Station, t0: UTCDateTime, t1: UTCDateTime) -> tuple[obspy.Stream, list[dict]]:
+        """Traces of ``station`` covering ``[t0, t1]`` and the files read (path, size, mtime)."""
+        raise NotImplementedError  # pragma: no cover - interface
+
+    def spec(self) -> dict:
+        """A small picklable description from which :func:`make_source` rebuilds this source."""
+        raise NotImplementedError  # pragma: no cover - interface
+
+
+def make_source(spec: dict) -> Source:
+    """Rebuild a source from :meth:`Source.spec` (in a worker process)."""
+    kind = spec["kind"]
+    if kind == "files":
+        return FileSource.from_spec(spec)
+    if kind == "sds":
+        return SDSSource(spec["root"], spec["select"])
+    raise ValueError(f"unknown source kind {kind!r}")
+
+
+def _file_record(path: str) -> dict:
+    st = os.stat(path)
+    return {"path": os.path.abspath(path), "size": st.st_size, "mtime": st.st_mtime}
+
+
+def _group_stations(extents: list[Extent], where: str) -> list[Station]:
+    by_station: dict[str, list[Extent]] = {}
+    for e in extents:
+        by_station.setdefault(station_key(e.channel), []).append(e)
+    stations = []
+    for key in sorted(by_station):
+        exts = by_station[key]
+        rates = {}
+        for e in exts:
+            rates.setdefault(e.channel, set()).add(e.sampling_rate)
+        for cha, rs in rates.items():
+            if len(rs) > 1:
+                raise InputError(f"{where}: channel {cha} has several sampling rates {sorted(rs)} Hz")
+        distinct = {next(iter(rs)) for rs in rates.values()}
+        if len(distinct) > 1:
+            detail = ", ".join(f"{c} {next(iter(r))} Hz" for c, r in sorted(rates.items()))
+            raise InputError(f"{where}: channels of station {key} have different sampling rates ({detail})")
+        stations.append(
+            Station(
+                key=key,
+                channels=sorted(rates),
+                sampling_rate=distinct.pop(),
+                first_ns=min(e.start_ns for e in exts),
+                last_ns=max(e.end_ns for e in exts),
+            )
+        )
+    return stations
+
+
+class FileSource(Source):
+    """Waveform files given by globs; each file's headers are read once, at planning."""
+
+    def __init__(self, patterns: list[str], select: list[str], extents: list[Extent] | None = None):
+        self.patterns = list(patterns)
+        self.select = list(select)
+        self._extents = extents
+
+    @classmethod
+    def from_spec(cls, spec: dict) -> "FileSource":
+        return cls(spec["patterns"], spec["select"], [Extent(**e) for e in spec["extents"]])
+
+    def spec(self) -> dict:
+        return {
+            "kind": "files",
+            "patterns": self.patterns,
+            "select": self.select,
+            "extents": [dataclasses.asdict(e) for e in self.extents()],
+        }
+
+    def files(self) -> list[str]:
+        """The files the globs match, sorted; an InputError for a glob matching nothing."""
+        out = []
+        for pattern in self.patterns:
+            hits = sorted(glob.glob(pattern, recursive=True))
+            hits = [h for h in hits if os.path.isfile(h)]
+            if not hits:
+                raise InputError(f"input.paths: no file matches {pattern}")
+            out.extend(hits)
+        return sorted(dict.fromkeys(out))
+
+    def extents(self) -> list[Extent]:
+        if self._extents is None:
+            extents = []
+            for path in self.files():
+                for tr in _read(path, headonly=True):
+                    if matches(tr.id, self.select):
+                        extents.append(
+                            Extent(
+                                path=os.path.abspath(path),
+                                channel=tr.id,
+                                start_ns=tr.stats.starttime.ns,
+                                end_ns=tr.stats.endtime.ns,
+                                sampling_rate=float(tr.stats.sampling_rate),
+                            )
+                        )
+            if not extents:
+                raise InputError(f"input: no channel matches select={self.select} in {len(self.files())} file(s)")
+            self._extents = extents
+        return self._extents
+
+    def stations(self) -> list[Station]:
+        return _group_stations(self.extents(), "input.paths")
+
+    def read(self, station, t0, t1):
+        wanted = set(station.channels)
+        paths = sorted(
+            {e.path for e in self.extents() if e.channel in wanted and e.start_ns <= t1.ns and e.end_ns >= t0.ns}
+        )
+        stream = obspy.Stream()
+        for path in paths:
+            st = _read(path, starttime=t0, endtime=t1)
+            stream += obspy.Stream([tr for tr in st if tr.id in wanted])
+        return stream, [_file_record(p) for p in paths]
+
+
+class SDSSource(Source):
+    """An SDS archive read through :class:`obspy.clients.filesystem.sds.Client`."""
+
+    def __init__(self, root: str, select: list[str]):
+        from obspy.clients.filesystem.sds import Client
+
+        if not os.path.isdir(root):
+            raise InputError(f"input.sds: {root} is not a directory")
+        self.root = root
+        self.select = list(select)
+        self.client = Client(root)
+
+    def spec(self) -> dict:
+        return {"kind": "sds", "root": self.root, "select": self.select}
+
+    def stations(self) -> list[Station]:
+        ids = sorted(".".join(nslc) for nslc in self.client.get_all_nslc() if matches(".".join(nslc), self.select))
+        if not ids:
+            raise InputError(f"input.sds: no channel matches select={self.select} under {self.root}")
+        extents = []
+        for seed_id in ids:
+            # One record's header per channel gives its sampling rate; no waveform is decoded.
+            path = self._any_file(seed_id)
+            for tr in _read(path, headonly=True):
+                if tr.id == seed_id:
+                    extents.append(Extent(path, seed_id, tr.stats.starttime.ns, tr.stats.endtime.ns,
+                                          float(tr.stats.sampling_rate)))
+                    break
+        stations = _group_stations(extents, "input.sds")
+        for s in stations:  # spans are decided by the config's start/end, not by one file
+            s.first_ns = s.last_ns = None
+        return stations
+
+    def _any_file(self, seed_id: str) -> str:
+        net, sta, loc, cha = seed_id.split(".")
+        pattern = os.path.join(self.root, "*", net, sta, f"{cha}.D", f"{net}.{sta}.{loc}.{cha}.D.*")
+        for path in sorted(glob.glob(pattern)):
+            if os.path.getsize(path) > 0:
+                return path
+        raise InputError(f"input.sds: no non-empty file for {seed_id} under {self.root}")
+
+    def read(self, station, t0, t1):
+        stream = obspy.Stream()
+        files = []
+        for seed_id in station.channels:
+            net, sta, loc, cha = seed_id.split(".")
+            for path in self.client._get_filenames(net, sta, loc, cha, t0, t1):
+                if os.path.isfile(path):
+                    files.append(_file_record(path))
+            with warnings.catch_warnings():
+                # A truncated file only warns in ObsPy: make it an error, never a short trace.
+                warnings.simplefilter("error", category=_mseed_warning())
+                try:
+                    stream += self.client.get_waveforms(net, sta, loc, cha, t0, t1)
+                except Exception as exc:  # noqa: BLE001 - ObsPy raises many types for bad files
+                    raise InputError(f"{seed_id}: cannot read SDS data for {t0}..{t1} ({_short(exc)})") from None
+        return stream, files
+
+
+def _mseed_warning():
+    from obspy.io.mseed import InternalMSEEDWarning
+
+    return InternalMSEEDWarning
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def _read(path: str, **kwargs) -> obspy.Stream:
+    """``obspy.read`` with every failure turned into one InputError line naming the file."""
+    if os.path.getsize(path) == 0:
+        raise InputError(f"{path}: empty file")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", category=_mseed_warning())
+        try:
+            return obspy.read(path, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - ObsPy raises many types for bad files
+            raise InputError(f"{path}: not a readable waveform file ({_short(exc)})") from None
+
+
+def describe(stations: list[Station]) -> str:
+    return ", ".join(f"{s.key} ({len(s.channels)} ch @ {s.sampling_rate:g} Hz)" for s in stations)
+
+
+__all__ = ["InputError", "Station", "Source", "FileSource", "SDSSource", "make_source", "matches"]

@@ -1,0 +1,186 @@
+"""From ObsPy traces to windows: a common sample grid, strided windows, coverage.
+
+The window grid of a station is ``origin + k * hop`` (k = 0, 1, ...). Samples
+are placed on the grid's sample lattice by ObsPy's nearest-sample rule (as
+``Stream.slide`` and ``Trace.slice`` do: round half away from zero), so a
+window's samples are the ones ``stream.slide`` would give. Unrecorded samples
+are tracked, never invented silently: each (window, channel) gets a coverage,
+and windows below ``min_coverage`` get no coefficients.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import obspy
+
+from .sources import InputError
+
+# A trace whose rate differs from the station's by more than this (relative) is refused.
+RATE_TOLERANCE = 1e-6
+
+
+@dataclasses.dataclass(frozen=True)
+class Grid:
+    """The window grid of one station.
+
+    Attributes
+    ----------
+    origin_ns : int
+        Start of window 0, ns since 1970-01-01 UTC.
+    sampling_rate : float
+        Hz.
+    bins : int
+        Window length, samples.
+    hop : int
+        Samples between window starts.
+    """
+
+    origin_ns: int
+    sampling_rate: float
+    bins: int
+    hop: int
+
+    @property
+    def window_s(self) -> float:
+        return self.bins / self.sampling_rate
+
+    @property
+    def hop_s(self) -> float:
+        return self.hop / self.sampling_rate
+
+    def start_ns(self, k) -> np.ndarray:
+        """Start times of windows ``k`` (ns since 1970), exact integers."""
+        k = np.asarray(k, dtype=np.int64)
+        return self.origin_ns + np.round(k * (self.hop * 1e9 / self.sampling_rate)).astype(np.int64)
+
+    def times(self, k0: int, k1: int) -> np.ndarray:
+        """``datetime64[ns]`` starts of windows ``k0 .. k1-1``."""
+        return self.start_ns(np.arange(k0, k1)).astype("datetime64[ns]")
+
+    def sample_ns(self, k: int) -> int:
+        """Time of the first sample of window ``k``."""
+        return int(self.start_ns(k))
+
+    def span_ns(self, k0: int, k1: int) -> tuple[int, int]:
+        """First sample time and (exclusive) end time of windows ``k0 .. k1-1``."""
+        first = self.sample_ns(k0)
+        last = first + int(round(((k1 - 1 - k0) * self.hop + self.bins) * 1e9 / self.sampling_rate))
+        return first, last
+
+    def last_window_before(self, end_ns: int) -> int:
+        """Index of the last window lying entirely before ``end_ns`` (may be -1)."""
+        span = (end_ns - self.origin_ns) / 1e9 - self.window_s
+        return int(math.floor(span / self.hop_s + 1e-9))
+
+    def first_window_ending_after(self, start_ns: int) -> int:
+        """Index of the first window that ends after ``start_ns`` (>= 0)."""
+        span = (start_ns - self.origin_ns) / 1e9 - self.window_s
+        return max(0, int(math.floor(span / self.hop_s + 1e-9)) + 1)
+
+
+def _round_away(x: float) -> int:
+    # Half away from zero, as ObsPy's nearest-sample slicing.
+    return int(math.copysign(math.floor(abs(x) + 0.5), x))
+
+
+def align(
+    stream: obspy.Stream,
+    channels: list[str],
+    start_ns: int,
+    nsamp: int,
+    sampling_rate: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Place the traces of ``channels`` on one sample lattice starting at ``start_ns``.
+
+    Parameters
+    ----------
+    stream : obspy.Stream
+        Traces (any number per channel: gaps, several files). Masked samples
+        count as not recorded.
+    channels : list of str
+        SEED ids, in output order.
+    start_ns : int
+        Time of output sample 0, ns since 1970.
+    nsamp : int
+        Output length, samples.
+    sampling_rate : float
+        Hz; every trace must have it.
+
+    Returns
+    -------
+    data : ndarray, (channels, nsamp), float64
+        Samples (0 where not recorded).
+    recorded : ndarray, (channels, nsamp), bool
+
+    Raises
+    ------
+    InputError
+        A trace with another sampling rate, or non-finite samples.
+    """
+    index = {c: i for i, c in enumerate(channels)}
+    data = np.zeros((len(channels), nsamp), dtype=np.float64)
+    recorded = np.zeros((len(channels), nsamp), dtype=bool)
+    for tr in stream:
+        row = index.get(tr.id)
+        if row is None or tr.stats.npts == 0:
+            continue
+        rate = float(tr.stats.sampling_rate)
+        if abs(rate - sampling_rate) > RATE_TOLERANCE * sampling_rate:
+            raise InputError(f"{tr.id}: sampling rate {rate} Hz differs from the station's {sampling_rate} Hz")
+        offset = _round_away((tr.stats.starttime.ns - start_ns) * sampling_rate / 1e9)
+        a, b = max(offset, 0), min(offset + tr.stats.npts, nsamp)
+        if a >= b:
+            continue
+        values = tr.data[a - offset : b - offset]
+        if np.ma.isMaskedArray(values):
+            ok = ~np.ma.getmaskarray(values)
+            values = np.ma.getdata(values)
+        else:
+            ok = np.ones(b - a, dtype=bool)
+        values = np.asarray(values, dtype=np.float64)
+        finite = np.isfinite(values)
+        if not finite.all():
+            raise InputError(f"{tr.id}: {int((~finite).sum())} NaN or infinite samples near {tr.stats.starttime}")
+        # Overlapping traces: the first one read wins, so reading order decides nothing silently
+        # different between runs (ObsPy returns traces in file order).
+        fresh = ok & ~recorded[row, a:b]
+        data[row, a:b][fresh] = values[fresh]
+        recorded[row, a:b] |= ok
+    return data, recorded
+
+
+def window_view(a: np.ndarray, bins: int, hop: int, n: int) -> np.ndarray:
+    """Strided (no copy) view ``(n, channels, bins)`` of ``a`` (channels, samples)."""
+    view = np.lib.stride_tricks.sliding_window_view(a, bins, axis=-1)[:, : (n - 1) * hop + 1 : hop]
+    return view.transpose(1, 0, 2)
+
+
+def coverage(recorded: np.ndarray, bins: int, hop: int, n: int) -> np.ndarray:
+    """Fraction of recorded samples per window and channel, ``(n, channels)`` float64."""
+    csum = np.zeros((recorded.shape[0], recorded.shape[1] + 1), dtype=np.int64)
+    np.cumsum(recorded, axis=1, out=csum[:, 1:])
+    starts = np.arange(n) * hop
+    counts = csum[:, starts + bins] - csum[:, starts]
+    return (counts / bins).T
+
+
+def fill_unrecorded(x: np.ndarray, rec: np.ndarray) -> np.ndarray:
+    """Windows ``x`` with unrecorded samples (``rec`` False) replaced.
+
+    A window's unrecorded samples take the mean of that window's recorded
+    samples on the same channel (0 if none), so a gap adds no step or offset.
+    ``x`` is not modified.
+
+    Parameters
+    ----------
+    x : ndarray, (n, channels, bins)
+    rec : ndarray of bool, same shape
+    """
+    if rec.all():
+        return x
+    counts = rec.sum(axis=-1, keepdims=True)
+    means = np.where(rec, x, 0.0).sum(axis=-1, keepdims=True) / np.maximum(counts, 1)
+    return np.where(rec, x, means)

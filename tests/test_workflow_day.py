@@ -1,0 +1,167 @@
+"""The main workflow on the example day and on a real recording, against the seed notebook."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import obspy
+import pytest
+import xarray as xr
+from conftest import assert_close
+
+import scatflow
+from scatflow.cli import main
+
+scatseisnet = pytest.importorskip("scatseisnet")
+
+TUTORIAL = [{"octaves": 6, "resolution": 4, "quality": 2}, {"octaves": 6, "resolution": 1, "quality": 2}]
+
+
+def set_keys(config: Path, **values) -> None:
+    """Rewrite ``key = ...`` lines of a generated config."""
+    text = config.read_text()
+    for key, value in values.items():
+        text, n = re.subn(rf"(?m)^{key} = .*$", f"{key} = {json.dumps(value)}", text)
+        assert n == 1, key
+    config.write_text(text)
+
+
+def notebook_segments(stream, window_s, bins):
+    """The seed notebook's windows: ObsPy's Stream.slide and tr.data[:bins]."""
+    times, segments = [], []
+    for window in stream.slide(window_length=window_s, step=window_s / 2):
+        times.append(np.datetime64(window[0].stats.starttime.ns, "ns"))
+        segments.append(np.array([tr.data[:bins] for tr in window], dtype=float))
+    ids = [tr.id for tr in window]
+    return np.array(times), np.array(segments), ids
+
+
+@pytest.fixture(scope="module")
+def example_day(tmp_path_factory):
+    root = tmp_path_factory.mktemp("day")
+    assert main(["example", str(root), "--quiet"]) == 0
+    config = root / "config.toml"
+    set_keys(config, dtype="float64")
+    assert main(["run", str(config), "--workers", "2", "--quiet"]) == 0
+    return root, root / "results.zarr"
+
+
+def test_example_day_equals_notebook_procedure(example_day):
+    root, store = example_day
+    (path,) = sorted((root / "data").glob("*.mseed"))
+    stream = obspy.read(str(path))
+    times, segments, ids = notebook_segments(stream, 40.0, 2000)
+    ds = xr.open_zarr(store, group="X9.SV13.", consolidated=False)
+    assert len(times) == 4319
+    np.testing.assert_array_equal(ds.time.values, times)
+    # The reference needs ~25 ms a window: check every 7th window plus each block edge.
+    chunk = ds.attrs["block_windows"]
+    pick = sorted(set(range(0, 4319, 7)) | {chunk - 1, chunk, 2 * chunk - 1, 2 * chunk, 4318})
+    net = scatseisnet.ScatteringNetwork(*TUTORIAL, bins=2000, sampling_rate=50.0)
+    ref1, ref2 = net.transform(segments[pick], reduce_type=np.median)
+    sub = ds.isel(time=pick).sel(channel=ids)
+    assert sub.order_1.dtype == np.float64
+    assert_close(sub.order_1.values, ref1, what="order_1")
+    assert_close(sub.order_2.values, ref2, what="order_2")
+    assert float(ds.coverage.min()) == 1.0
+
+
+def test_store_opens_with_plain_xarray_without_scatflow(example_day):
+    _, store = example_day
+    code = f"""
+import sys, json, warnings
+sys.modules["scatflow"] = None  # prove the store needs no scatflow to read
+import numpy as np, xarray as xr
+ds = xr.open_zarr({str(store)!r}, group="X9.SV13.")
+tree = xr.open_datatree({str(store)!r}, engine="zarr")
+node = tree["X9.SV13."].to_dataset()
+print(json.dumps({{
+    "dims": dict(ds.sizes), "vars": sorted(ds.data_vars), "tree_vars": sorted(node.data_vars),
+    "time0": str(ds.time.values[0]), "time_dtype": str(ds.time.dtype),
+    "channels": [str(c) for c in ds.channel.values], "f1_units": ds.f1.attrs["units"],
+    "f1": ds.f1.values.tolist(), "f2": ds.f2.values.tolist(),
+    "attrs": sorted(ds.attrs), "root": sorted(tree.attrs["scatflow"]),
+    "order2_dtype": str(ds.order_2.dtype),
+}}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    info = json.loads(out.stdout)
+    assert info["dims"] == {"time": 4319, "channel": 3, "f1": 24, "f2": 6, "block": 4}
+    assert {"order_1", "order_2", "coverage"} <= set(info["vars"]) and info["tree_vars"] == info["vars"]
+    assert info["time0"].startswith("2015-12-04T00:00:00") and info["time_dtype"] == "datetime64[ns]"
+    assert info["channels"] == ["X9.SV13..HHE", "X9.SV13..HHN", "X9.SV13..HHZ"]
+    assert info["f1_units"] == "Hz" and info["order2_dtype"] == "float64"
+    net = scatflow.ScatteringNetwork(*TUTORIAL, bins=2000, sampling_rate=50.0)
+    assert info["f1"] == net.banks[0].centers.tolist() and info["f2"] == net.banks[1].centers.tolist()
+    assert {"network", "reduce", "window_s", "hop_s", "sampling_rate_hz", "scatflow_version"} <= set(info["attrs"])
+    assert {"design", "config", "versions", "runs"} <= set(info["root"])
+    # Time is stored as int64 nanoseconds with fixed units, never inferred ones.
+    meta = json.loads((store / "X9.SV13." / "time" / "zarr.json").read_text())
+    assert meta["data_type"] == "int64"
+    assert meta["attributes"]["units"] == "nanoseconds since 1970-01-01"
+
+
+def test_rerun_computes_nothing(example_day, capsys):
+    root, store = example_day
+    before = {p: p.stat().st_mtime_ns for p in (store / "X9.SV13." / "order_2").rglob("*") if p.is_file()}
+    assert main(["run", str(root / "config.toml"), "--workers", "1", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "done: 0 block(s)" in out
+    after = {p: p.stat().st_mtime_ns for p in (store / "X9.SV13." / "order_2").rglob("*") if p.is_file()}
+    assert before == after
+
+
+def test_transform_stream_equals_store(example_day):
+    root, store = example_day
+    (path,) = sorted((root / "data").glob("*.mseed"))
+    t0 = obspy.UTCDateTime("2015-12-04T05:00:00")
+    stream = obspy.read(str(path), starttime=t0 - 60, endtime=t0 + 7200)
+    ds = scatflow.transform_stream(stream, layers=TUTORIAL, window_s=40.0, start=t0, end=t0 + 3600, chunk=50)
+    assert ds.order_2.chunks[0][0] == 50  # lazy, chunked along windows
+    ds = ds.compute()
+    stored = xr.open_zarr(store, group="X9.SV13.", consolidated=False).sel(time=ds.time)
+    assert ds.sizes["time"] == 179
+    np.testing.assert_array_equal(ds.order_1.values, stored.order_1.values)
+    np.testing.assert_array_equal(ds.order_2.values, stored.order_2.values)
+
+
+def test_real_recording_anmo(tmp_path):
+    """A real day-long 1 Hz record shipped in ObsPy's wheel (IU.ANMO.00.LHZ, 2010-01-01)."""
+    path = Path(obspy.__file__).parent / "signal" / "tests" / "data" / "IUANMO.seed"
+    layers = [{"octaves": 5, "resolution": 4, "quality": 2}, {"octaves": 5, "resolution": 2, "quality": 2}]
+    config = tmp_path / "anmo.toml"
+    config.write_text(
+        f"""
+[input]
+paths = ["{path}"]
+[network]
+window_s = 600.0
+overlap = 0.5
+layers = {json.dumps(layers).replace('"', '').replace(':', ' =')}
+[output]
+store = "anmo.zarr"
+dtype = "float64"
+block_s = 21600
+[cluster]
+workers = 1
+"""
+    )
+    assert main(["run", str(config), "--quiet"]) == 0
+    ds = xr.open_zarr(tmp_path / "anmo.zarr", group="IU.ANMO.00", consolidated=False)
+    stream = obspy.read(str(path))
+    times, segments, ids = notebook_segments(stream, 600.0, 600)
+    # Stream.slide stops one window early (it measures to the last sample's time, not past it);
+    # scatflow also computes the final window, whose 600 samples all exist.
+    assert ds.sizes["time"] == len(times) + 1
+    np.testing.assert_array_equal(ds.time.values[: len(times)], times)
+    net = scatseisnet.ScatteringNetwork(*layers, bins=600, sampling_rate=1.0)
+    ref1, ref2 = net.transform(segments, reduce_type=np.median)
+    got = ds.isel(time=slice(0, len(times))).sel(channel=ids)
+    assert_close(got.order_1.values, ref1, what="order_1")
+    assert_close(got.order_2.values, ref2, what="order_2")
+    last = stream[0].data[-600:].astype(float)[None, None]
+    assert_close(ds.order_1.values[-1:], net.transform(last, reduce_type=np.median)[0])
