@@ -269,9 +269,29 @@ def _read(path: str, **kwargs) -> obspy.Stream:
     with warnings.catch_warnings():
         warnings.simplefilter("error", category=_mseed_warning())
         try:
-            return obspy.read(path, **kwargs)
+            stream = obspy.read(path, **kwargs)
         except Exception as exc:  # noqa: BLE001 - ObsPy raises many types for bad files
             raise InputError(f"{path}: not a readable waveform file ({_short(exc)})") from None
+    _check_records(path, stream)
+    return stream
+
+
+def _check_records(path: str, stream: obspy.Stream) -> None:
+    """Refuse a miniSEED file whose size is not its records' total: a truncated last record
+    is dropped by ObsPy without an error, which would silently shorten the data."""
+    meta = [tr.stats.get("mseed") for tr in stream]
+    if not meta or any(m is None for m in meta):
+        return
+    lengths = {m.get("record_length") for m in meta}
+    size = meta[0].get("filesize")
+    if len(lengths) != 1 or size is None or None in lengths:
+        return
+    (reclen,) = lengths
+    # Reading a time window reports only the records of that window; the size must still be whole records.
+    if size % reclen:
+        raise InputError(
+            f"{path}: truncated or damaged miniSEED ({size} bytes is not a whole number of {reclen}-byte records)"
+        )
 
 
 def describe(stations: list[Station]) -> str:

@@ -83,6 +83,8 @@ class Store:
         parent = self.path if os.path.isdir(self.path) else os.path.dirname(os.path.abspath(self.path))
         while not os.path.exists(parent):
             parent = os.path.dirname(parent)
+        if not os.path.isdir(parent):
+            raise StoreError(f"output.store: cannot create {self.path}: {parent} is a file")
         if not os.access(parent, os.W_OK):
             raise StoreError(f"output.store: cannot write under {parent}")
 
