@@ -77,8 +77,10 @@ class Source:
         """Traces of ``station`` covering ``[t0, t1]`` and the files read (path, size, mtime)."""
         raise NotImplementedError  # pragma: no cover - interface
 
-    def spec(self) -> dict:
-        """A small picklable description from which :func:`make_source` rebuilds this source."""
+    def spec(self, station: Station | None = None, t0: UTCDateTime | None = None,
+             t1: UTCDateTime | None = None) -> dict:
+        """A small picklable description from which :func:`make_source` rebuilds this source,
+        restricted to what reading ``station`` over ``[t0, t1]`` needs when they are given."""
         raise NotImplementedError  # pragma: no cover - interface
 
 
@@ -138,12 +140,17 @@ class FileSource(Source):
     def from_spec(cls, spec: dict) -> "FileSource":
         return cls(spec["patterns"], spec["select"], [Extent(**e) for e in spec["extents"]])
 
-    def spec(self) -> dict:
+    def spec(self, station=None, t0=None, t1=None) -> dict:
+        extents = self.extents()
+        if station is not None:
+            # A task carries only its own files' extents, not the whole input's.
+            wanted = set(station.channels)
+            extents = [e for e in extents if e.channel in wanted and e.start_ns <= t1.ns and e.end_ns >= t0.ns]
         return {
             "kind": "files",
             "patterns": self.patterns,
             "select": self.select,
-            "extents": [dataclasses.asdict(e) for e in self.extents()],
+            "extents": [dataclasses.asdict(e) for e in extents],
         }
 
     def files(self) -> list[str]:
@@ -204,7 +211,7 @@ class SDSSource(Source):
         self.select = list(select)
         self.client = Client(root)
 
-    def spec(self) -> dict:
+    def spec(self, station=None, t0=None, t1=None) -> dict:
         return {"kind": "sds", "root": self.root, "select": self.select}
 
     def stations(self) -> list[Station]:

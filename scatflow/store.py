@@ -182,12 +182,15 @@ class Store:
 
     def extend_group(self, key: str, template: xr.Dataset, n_blocks_old: int, n_blocks_new: int) -> None:
         """Grow the time axis with ``template`` (the new windows only) and the ledger."""
+        # Every to_zarr call replaces the group's attributes with the dataset's: carry them along.
         timed = template.drop_vars([c for c in template.coords if c != "time"])
-        timed.attrs = {}
         if timed.sizes["time"]:
-            timed.to_zarr(self.path, group=key, append_dim="time", compute=False, consolidated=False)
+            # compute=False writes no data, so placeholder chunks straddling the old end are harmless;
+            # blocks are later written in chunk-aligned regions by the tasks.
+            timed.to_zarr(self.path, group=key, append_dim="time", compute=False, consolidated=False,
+                          safe_chunks=False)
         if n_blocks_new > n_blocks_old:
-            xr.Dataset(_ledger(n_blocks_new - n_blocks_old)).to_zarr(
+            xr.Dataset(_ledger(n_blocks_new - n_blocks_old), attrs=template.attrs).to_zarr(
                 self.path, group=key, append_dim="block", compute=False, consolidated=False
             )
 

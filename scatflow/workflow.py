@@ -279,13 +279,15 @@ def run_block(task: dict) -> dict:
     result = {"station": st.key, "block": b, "windows": k1 - k0, "computed": 0, "error": ""}
     try:
         source = make_source(task["source"])
-        first_ns, end_ns = grid.span_ns(k0, k1)
-        half = int(5e8 / grid.sampling_rate)  # half a sample each side: nearest-sample rule
-        stream, files = source.read(st, UTCDateTime(ns=first_ns - half), UTCDateTime(ns=end_ns + half))
+        t0, t1 = read_span(grid, k0, k1)
+        stream, files = source.read(st, t0, t1)
         n = k1 - k0
         nsamp = (n - 1) * grid.hop + grid.bins
+        first_ns = grid.sample_ns(k0)
         data, recorded = windows.align(stream, st.channels, first_ns, nsamp, grid.sampling_rate)
         del stream
+        if not recorded.any():
+            raise InputError(f"{st.key}: no data between {t0} and {t1}")
         cov = windows.coverage(recorded, grid.bins, grid.hop, n)
         net = station_network(task["design"], grid.bins, grid.sampling_rate)
         dtype = np.dtype(task["design"]["dtype"])
@@ -315,6 +317,14 @@ def run_block(task: dict) -> dict:
     return result
 
 
+def read_span(grid: windows.Grid, k0: int, k1: int) -> tuple[UTCDateTime, UTCDateTime]:
+    """Time span to read for windows ``k0 .. k1-1``: their samples and half a sample each side
+    (ObsPy's nearest-sample rule may pick a sample that far from the grid)."""
+    first_ns, end_ns = grid.span_ns(k0, k1)
+    half = int(5e8 / grid.sampling_rate)
+    return UTCDateTime(ns=first_ns - half), UTCDateTime(ns=end_ns + half)
+
+
 def _record_failure(store: Store, key: str, block: int, files: list, error: str) -> None:
     try:
         store.mark_block(key, block, 0, files, error)
@@ -324,9 +334,9 @@ def _record_failure(store: Store, key: str, block: int, files: list, error: str)
 
 def block_tasks(plan: Plan, threads: int = 1) -> T.Iterator[dict]:
     """The task descriptions of a plan, station by station, in time order."""
-    source_spec = plan.source.spec()
     for sp in plan.stations:
         for b in sp.todo:
+            t0, t1 = read_span(sp.grid, *sp.block_range(b))
             yield {
                 "station": sp.station,
                 "grid": sp.grid,
@@ -334,7 +344,7 @@ def block_tasks(plan: Plan, threads: int = 1) -> T.Iterator[dict]:
                 "chunk": sp.chunk,
                 "n_total": sp.n_new,
                 "store": plan.cfg.output["store"],
-                "source": source_spec,
+                "source": plan.source.spec(sp.station, t0, t1),
                 "design": plan.design,
                 "threads": threads,
             }
