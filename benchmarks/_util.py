@@ -63,10 +63,10 @@ def _children_map() -> dict[int, list[int]]:
     return kids
 
 
-def tree_rss_mb(root: int) -> float:
-    """Resident memory of process ``root`` and all its descendants, in MB."""
+def tree_rss_mb(root: int) -> dict[int, float]:
+    """Resident memory (MB) of process ``root`` and each of its descendants, by pid."""
     kids = _children_map()
-    total, stack = 0, [root]
+    out, stack = {}, [root]
     while stack:
         pid = stack.pop()
         stack.extend(kids.get(pid, []))
@@ -74,25 +74,44 @@ def tree_rss_mb(root: int) -> float:
             with open(f"/proc/{pid}/status") as fh:
                 for line in fh:
                     if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
+                        out[pid] = int(line.split()[1]) / 1024
                         break
         except OSError:
             pass
-    return total / 1024
+    return out
 
 
-def run_tree(cmd: list[str], interval: float = 0.1, **kwargs) -> tuple[float, float, str]:
-    """Run ``cmd``; return (wall seconds, peak MB of its whole process tree, stdout+stderr)."""
+class TreeRun:
+    """A finished command: wall time, peak of the whole tree, per-process peaks, output."""
+
+    def __init__(self, seconds, peak_total, peak_by_pid, root, output):
+        self.seconds = seconds
+        self.peak_total = peak_total
+        self.peak_by_pid = peak_by_pid
+        self.root = root
+        self.output = output
+
+    @property
+    def peak_largest_child(self) -> float:
+        """Largest per-process peak among descendants (the busiest worker), MB."""
+        return max((v for k, v in self.peak_by_pid.items() if k != self.root), default=0.0)
+
+
+def run_tree(cmd: list[str], interval: float = 0.1, **kwargs) -> TreeRun:
+    """Run ``cmd`` while sampling the resident memory of its whole process tree."""
     import subprocess
 
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
-    peak = 0.0
+    peak, by_pid = 0.0, {}
     while proc.poll() is None:
-        peak = max(peak, tree_rss_mb(proc.pid))
+        sample = tree_rss_mb(proc.pid)
+        peak = max(peak, sum(sample.values()))
+        for pid, mb in sample.items():
+            by_pid[pid] = max(by_pid.get(pid, 0.0), mb)
         time.sleep(interval)
     out = proc.stdout.read()
     elapsed = time.perf_counter() - t0
     if proc.returncode:
         raise RuntimeError(f"{cmd} failed ({proc.returncode}):\n{out}")
-    return elapsed, peak, out
+    return TreeRun(elapsed, peak, by_pid, proc.pid, out)

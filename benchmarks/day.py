@@ -71,7 +71,8 @@ def main(argv=None) -> None:
     peaks = {k: [] for k in runs}
     for rep in range(args.repeats):
         for name, fn in runs.items():
-            t, peak, _ = fn()
+            res = fn()
+            t, peak = res.seconds, res.peak_total
             times[name].append(t)
             peaks[name].append(peak)
             print(f"  repeat {rep + 1}: {name:28s} {t:7.1f} s  peak {peak:7.0f} MB", flush=True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -167,6 +166,9 @@ def cmd_run(args) -> int:
         plan = workflow.make_plan(cfg, Store(cfg.output["store"]), fresh=args.overwrite)
         print(f"plan: {plan.tasks} block(s) to compute into {cfg.output['store']}")
         print(plan.describe())
+        script = cluster.job_script(cfg.cluster)
+        if script:
+            print(f"\njob script each {cfg.cluster['kind']} worker job would run (not submitted):\n{script}")
         return 0
     with cluster.connect(cfg.cluster, log=log) as client:
         summary = workflow.run(cfg, client, overwrite=args.overwrite, progress=Progress(enabled=not args.quiet), log=log)
@@ -209,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run the workflow described by CONFIG.toml")
     r.add_argument("config")
-    r.add_argument("--cluster", help="override cluster.kind (local, or a scheduler address)")
+    r.add_argument("--cluster", help="override cluster.kind: local, slurm, pbs, sge or a scheduler address")
     r.add_argument("--scheduler", help="join a running Dask scheduler at ADDRESS")
     r.add_argument("--workers", type=int, help="local: number of worker processes")
     r.add_argument("--overwrite", action="store_true", help="delete the store and recompute everything")

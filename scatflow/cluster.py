@@ -1,24 +1,37 @@
-"""Where the tasks run: a local Dask cluster (default) or a running scheduler.
+"""Where the tasks run: a local Dask cluster (default), a running scheduler, or worker
+jobs on SLURM, PBS or SGE through dask-jobqueue.
 
-Each kind is one small function in :data:`KINDS`; the CLI and the workflow
-only see a ``distributed.Client``.
+Each kind is one entry of :data:`KINDS`; the workflow only sees a
+``distributed.Client``. Job-scheduler settings left unset in the config keep
+the defaults of dask's ``jobqueue.yaml`` (``deploy/jobqueue.yaml`` is a ready one).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
+import tempfile
 import typing as T
 
+from .config import ConfigError
 from .kernel import default_threads
+
+# [cluster] keys passed straight to dask-jobqueue when set.
+JOB_KEYS = (
+    "queue", "account", "walltime", "cores", "memory", "processes", "interface",
+    "job_extra_directives", "job_script_prologue", "local_directory", "log_directory",
+)
 
 
 def _local(cfg: dict, log):
     from distributed import Client, LocalCluster
 
     workers = cfg.get("workers") or default_threads()
+    threads = cfg.get("threads_per_worker") or 1
     cluster = LocalCluster(
         n_workers=workers,
-        threads_per_worker=cfg.get("threads_per_worker") or 1,
+        threads_per_worker=threads,
         processes=True,
         memory_limit=cfg.get("memory_limit") or "auto",
         # The scheduler runs whatever its clients send: never listen beyond this machine by default.
@@ -29,8 +42,8 @@ def _local(cfg: dict, log):
     client = Client(cluster)
     if cfg.get("dashboard", True) and client.dashboard_link:
         log(f"dashboard: {client.dashboard_link}")
-    log(f"local cluster: {workers} worker process(es) x {cfg.get('threads_per_worker') or 1} thread(s)")
-    return client, cluster
+    log(f"local cluster: {workers} worker process(es) x {threads} thread(s)")
+    return client, cluster, workers * threads
 
 
 def _address(cfg: dict, log):
@@ -40,23 +53,123 @@ def _address(cfg: dict, log):
     log(f"connected to scheduler {cfg['kind']} ({len(client.nthreads())} worker(s))")
     if client.dashboard_link:
         log(f"dashboard: {client.dashboard_link}")
-    return client, None
+    return client, None, max(1, sum(client.nthreads().values()))
 
 
-KINDS: dict[str, T.Callable] = {"local": _local}
+def job_cluster(cfg: dict, tls_dir: str | None = None):
+    """A dask-jobqueue cluster object for ``cfg['kind']`` (no job submitted yet).
+
+    ``tls_dir`` is where the temporary certificate files for the workers go: a
+    directory on a file system the compute nodes share, removed by the caller.
+    """
+    try:
+        import dask_jobqueue
+    except ImportError:
+        raise ConfigError(f"cluster.kind = {cfg['kind']!r} needs dask-jobqueue: pip install 'scatflow[hpc]'") from None
+    cls = {"slurm": dask_jobqueue.SLURMCluster, "pbs": dask_jobqueue.PBSCluster, "sge": dask_jobqueue.SGECluster}[
+        cfg["kind"]
+    ]
+    kwargs = {k: cfg[k] for k in JOB_KEYS if cfg.get(k) is not None}
+    if cfg.get("lifetime"):
+        # Retire before the walltime kills the job; adapt() below submits the replacements.
+        # No --lifetime-restart: that restarts inside the same job, which still hits its walltime.
+        kwargs["worker_extra_args"] = ["--lifetime", cfg["lifetime"], "--lifetime-stagger", cfg["lifetime_stagger"]]
+    if cfg.get("tls", True):
+        from distributed.security import Security
+
+        try:
+            kwargs["security"] = Security.temporary()
+        except ImportError:
+            raise ConfigError("cluster.tls needs the 'cryptography' package: pip install 'scatflow[hpc]'") from None
+        kwargs["shared_temp_directory"] = tls_dir or os.getcwd()
+    kwargs.setdefault("name", "scatflow-worker")
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"cluster: {exc}") from None
+
+
+def _tls_dir() -> str:
+    # Workers read the temporary certificate from files: a private directory in the driver's
+    # working directory, which must be on a file system the compute nodes share (as the store is).
+    return tempfile.mkdtemp(prefix=".scatflow-tls-", dir=os.getcwd())
+
+
+def _remove_tls(cluster, tls_dir: str) -> None:
+    # dask-jobqueue keeps the certificate files open as NamedTemporaryFile objects on the
+    # cluster (deleted when collected); close them now so no private key outlives the run.
+    for key in ("ca_file", "cert", "key"):
+        handle = getattr(cluster, f"_job_{key}", None)
+        if handle is not None:
+            handle.close()
+    shutil.rmtree(tls_dir, ignore_errors=True)
+
+
+def _jobs(cfg: dict, log):
+    from distributed import Client
+
+    tls_dir = _tls_dir()
+    cluster = job_cluster(cfg, tls_dir)
+    cluster.scatflow_cleanup = lambda: _remove_tls(cluster, tls_dir)
+    lo, hi = cfg.get("minimum_jobs"), cfg.get("maximum_jobs")
+    if lo is not None or hi is not None:
+        cluster.adapt(minimum_jobs=lo or 0, maximum_jobs=hi or max(lo or 1, 1))
+        expected = hi or lo or 1
+    elif cfg.get("lifetime"):
+        cluster.adapt(minimum_jobs=cfg["jobs"], maximum_jobs=cfg["jobs"])
+        expected = cfg["jobs"]
+    else:
+        cluster.scale(jobs=cfg["jobs"])
+        expected = cfg["jobs"]
+    client = Client(cluster, security=cluster.security)
+    log(f"{cfg['kind']} cluster: up to {expected} worker job(s); scheduler {cluster.scheduler_address}")
+    if client.dashboard_link:
+        log(f"dashboard: {client.dashboard_link}")
+    log("waiting for the first worker job to start...")
+    client.wait_for_workers(1)
+    slots = expected * (cfg.get("cores") or max(1, sum(client.nthreads().values())))
+    return client, cluster, slots
+
+
+KINDS: dict[str, T.Callable] = {"local": _local, "slurm": _jobs, "pbs": _jobs, "sge": _jobs}
 
 
 @contextlib.contextmanager
 def connect(cfg: dict, log=print):
-    """A ``distributed.Client`` for the ``[cluster]`` config section, closed on exit."""
+    """A ``distributed.Client`` for the ``[cluster]`` config section, closed on exit.
+
+    Yields
+    ------
+    client : distributed.Client
+        Its ``scatflow_slots`` attribute is the number of task slots expected
+        (workers x threads), used to bound the tasks in flight.
+    """
     kind = cfg.get("kind", "local")
     factory = KINDS.get(kind, _address if "://" in kind else None)
     if factory is None:
-        raise ValueError(f"cluster.kind: unknown kind {kind!r}")
-    client, cluster = factory(cfg, log)
+        raise ConfigError(f"cluster.kind: unknown kind {kind!r}")
+    client, cluster, slots = factory(cfg, log)
+    client.scatflow_slots = slots
     try:
         yield client
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
+            getattr(cluster, "scatflow_cleanup", lambda: None)()
+
+
+def job_script(cfg: dict) -> str | None:
+    """The job script a job-scheduler cluster would submit (None for other kinds)."""
+    if cfg.get("kind") not in ("slurm", "pbs", "sge"):
+        return None
+    tls_dir = _tls_dir()
+    try:
+        cluster = job_cluster(cfg, tls_dir)
+        try:
+            return cluster.job_script()
+        finally:
+            cluster.close()
+            _remove_tls(cluster, tls_dir)
+    finally:
+        shutil.rmtree(tls_dir, ignore_errors=True)

@@ -62,8 +62,30 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "threads_per_worker": Key(int, 1, "local: threads per worker process"),
         "memory_limit": Key(str, "auto", "local: memory limit per worker, e.g. '2GB' (dask syntax)"),
         "dashboard": Key(bool, True, "local: serve the Dask dashboard on 127.0.0.1"),
+        # Job schedulers (slurm | pbs | sge) through dask-jobqueue; unset keys keep the defaults
+        # of dask's jobqueue.yaml (see deploy/jobqueue.yaml).
+        "queue": Key(str, None, "jobs: queue / partition"),
+        "account": Key(str, None, "jobs: account / project to charge"),
+        "walltime": Key(str, None, "jobs: walltime per worker job, e.g. '02:00:00'"),
+        "cores": Key(int, None, "jobs: cores per worker job"),
+        "memory": Key(str, None, "jobs: memory per worker job, e.g. '8GB'"),
+        "processes": Key(int, None, "jobs: worker processes per job (cores are shared among them)"),
+        "jobs": Key(int, 1, "jobs: number of worker jobs kept running"),
+        "minimum_jobs": Key(int, None, "jobs: adaptive scaling, fewest jobs"),
+        "maximum_jobs": Key(int, None, "jobs: adaptive scaling, most jobs"),
+        "interface": Key(str, None, "jobs: network interface the scheduler and workers use, e.g. 'ib0'"),
+        "job_extra_directives": Key(list, None, "jobs: extra #SBATCH/#PBS/#$ lines, e.g. ['--qos=long']"),
+        "job_script_prologue": Key(list, None, "jobs: shell lines run before the worker (module load, venv)"),
+        "lifetime": Key(str, None, "jobs: retire workers after this long (below walltime), e.g. '55m'; "
+                        "retired workers are replaced by new jobs"),
+        "lifetime_stagger": Key(str, "1m", "jobs: random spread of worker lifetimes"),
+        "local_directory": Key(str, None, "jobs: scratch directory on the compute nodes"),
+        "log_directory": Key(str, None, "jobs: where job stdout/stderr go"),
+        "tls": Key(bool, True, "jobs: encrypt and authenticate scheduler-worker traffic with a temporary certificate"),
     },
 }
+
+CLUSTER_KINDS = ("local", "slurm", "pbs", "sge")
 
 LAYER_KEYS = {"octaves": int, "resolution": int, "quality": (int, float), "normalize_wavelet": str}
 
@@ -232,9 +254,15 @@ def _check(cfg: Config, base: Path | None, source: str) -> None:
         )
 
     kind = clu["kind"]
-    if kind != "local" and not kind.startswith(("tcp://", "tls://", "inproc://", "ucx://")):
-        raise ConfigError(f"{source}: 'cluster.kind' must be 'local' or a scheduler address tcp://..., got {kind!r}")
-    for key in ("workers", "threads_per_worker"):
+    if kind not in CLUSTER_KINDS and not kind.startswith(("tcp://", "tls://", "inproc://", "ucx://")):
+        raise ConfigError(
+            f"{source}: 'cluster.kind' must be one of {', '.join(CLUSTER_KINDS)} or a scheduler address "
+            f"tcp://host:port, got {kind!r}"
+        )
+    for key in ("job_extra_directives", "job_script_prologue"):
+        if clu[key] is not None and not all(isinstance(v, str) for v in clu[key]):
+            raise ConfigError(f"{source}: 'cluster.{key}' must be a list of strings")
+    for key in ("workers", "threads_per_worker", "cores", "processes", "jobs", "minimum_jobs", "maximum_jobs"):
         if clu[key] is not None and clu[key] < 1:
             raise ConfigError(f"{source}: 'cluster.{key}' must be at least 1, got {clu[key]}")
 

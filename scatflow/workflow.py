@@ -306,6 +306,7 @@ def run_block(task: dict) -> dict:
         store.mark_block(st.key, b, n, files, "")
         result["computed"] = int((cov > 0).any(axis=1).sum())
         result["coverage"] = float(cov.mean())
+        result["worker"] = _worker_identity()
     except (InputError, ConfigError, StoreError, OSError, ValueError) as exc:
         result["error"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         _record_failure(store, st.key, b, files, result["error"])
@@ -315,6 +316,15 @@ def run_block(task: dict) -> dict:
         _record_failure(store, st.key, b, files, result["error"])
     result["seconds"] = time.perf_counter() - t_start
     return result
+
+
+def _worker_identity() -> str:
+    """Where a task ran: host, process and batch job (provenance; proves jobs ran in SLURM)."""
+    import os
+    import socket
+
+    job = os.environ.get("SLURM_JOB_ID") or os.environ.get("PBS_JOBID") or os.environ.get("JOB_ID")
+    return f"{socket.gethostname()}:{os.getpid()}" + (f":job={job}" if job else "")
 
 
 def read_span(grid: windows.Grid, k0: int, k1: int) -> tuple[UTCDateTime, UTCDateTime]:
@@ -382,8 +392,8 @@ def execute(plan: Plan, store: Store, client, progress: T.Callable[[int, int], N
     t0 = time.perf_counter()
     tasks = list(block_tasks(plan))
     total = len(tasks)
-    nthreads = max(1, sum(client.nthreads().values())) if tasks else 1
-    in_flight = 2 * nthreads  # enough to keep workers busy, small enough to keep the graph tiny
+    slots = max(getattr(client, "scatflow_slots", 0), sum(client.nthreads().values()), 1)
+    in_flight = 2 * slots  # enough to keep workers busy, small enough to keep the graph tiny
     pending = iter(tasks)
     results: list[dict] = []
 
@@ -448,6 +458,7 @@ def run(cfg: Config, client, overwrite: bool = False, progress=None, log=print) 
             "blocks_done": len(summary.done),
             "blocks_failed": [{"station": r["station"], "block": r["block"], "error": r["error"]} for r in summary.failed],
             "skipped": [{"station": k, "reason": w} for k, w in summary.skipped],
+            "workers": sorted({r["worker"] for r in summary.done if r.get("worker")}),
             "seconds": round(summary.seconds, 3),
         }
     )

@@ -23,3 +23,13 @@ def assert_close(got, ref, rtol=1e-10, atol=1e-12, what="array"):
 @pytest.fixture
 def rng():
     return np.random.default_rng(20151204)
+
+
+@pytest.fixture(scope="session")
+def sds_archive(tmp_path_factory):
+    """The synthetic two-day SDS archive of ``scatflow example --archive`` (shared, read-only)."""
+    from scatflow.example import write_archive
+
+    root = tmp_path_factory.mktemp("sds") / "archive"
+    info = write_archive(root, days=2)
+    return root, info

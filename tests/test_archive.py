@@ -12,21 +12,19 @@ from obspy.clients.filesystem.sds import Client
 
 import scatflow
 from scatflow.cli import main
-from scatflow.example import write_archive
 
 LAYERS = [{"octaves": 4, "resolution": 2, "quality": 2}, {"octaves": 3, "resolution": 1, "quality": 2}]
 
 
-@pytest.fixture(scope="module")
-def archive(tmp_path_factory):
-    root = tmp_path_factory.mktemp("sds")
-    info = write_archive(root / "archive", days=2)
-    return root / "archive", info
+@pytest.fixture
+def archive(sds_archive):
+    return sds_archive
 
 
 def config(path, archive_root, start, end, store, select=("X9.SV13.*.*", "X9.SV20.*.*"), reduce="median",
-           window_s=40.0):
-    layers = json.dumps(LAYERS).replace('"', "").replace(":", " =")
+           window_s=40.0, layers=LAYERS, block_s=3600, cluster="workers = 2\ndashboard = false"):
+    """Write a run config for the synthetic archive."""
+    layers = json.dumps(layers).replace('"', "").replace(":", " =")
     path.write_text(f"""
 [input]
 sds = "{archive_root}"
@@ -41,10 +39,9 @@ layers = {layers}
 [output]
 store = "{store}"
 dtype = "float64"
-block_s = 3600
+block_s = {block_s}
 [cluster]
-workers = 2
-dashboard = false
+{cluster}
 """)
     return path
 

@@ -1,0 +1,98 @@
+"""Workers as SLURM jobs through dask-jobqueue, on a real single-node SLURM.
+
+CI starts one with deploy/slurm/start-single-node.sh and sets
+SCATFLOW_REQUIRE_SLURM=1, so there these tests fail rather than skip when
+SLURM is not up. Elsewhere they skip with the reason.
+"""
+
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import xarray as xr
+import zarr
+from test_archive import LAYERS, config
+
+from scatflow.cli import main
+
+pytest.importorskip("dask_jobqueue")
+
+TUTORIAL = [{"octaves": 6, "resolution": 4, "quality": 2}, {"octaves": 6, "resolution": 1, "quality": 2}]
+
+
+def slurm_up() -> bool:
+    if not shutil.which("sinfo"):
+        return False
+    try:
+        out = subprocess.run(["timeout", "5", "sinfo", "-h", "-o", "%t"], capture_output=True, text=True)
+    except OSError:
+        return False
+    return out.returncode == 0 and "idle" in out.stdout or "mix" in out.stdout or "alloc" in out.stdout
+
+
+@pytest.fixture(autouse=True)
+def need_slurm():
+    if not slurm_up():
+        if os.environ.get("SCATFLOW_REQUIRE_SLURM"):
+            pytest.fail("SLURM is required here (SCATFLOW_REQUIRE_SLURM) but sinfo shows no usable node")
+        pytest.skip("no SLURM controller answering (start one: bash deploy/slurm/start-single-node.sh)")
+
+
+def slurm_section(jobs=2, extra=""):
+    return (f'kind = "slurm"\nqueue = "debug"\ncores = 1\nmemory = "1GB"\nprocesses = 1\njobs = {jobs}\n'
+            f'walltime = "00:10:00"\ninterface = "lo"\n{extra}')
+
+
+def workers_of_last_run(store):
+    attrs = zarr.open_group(store, mode="r", use_consolidated=False).attrs["scatflow"]
+    return attrs["runs"][-1]["workers"]
+
+
+def assert_same_store(a, b, group="X9.SV13."):
+    da = xr.open_zarr(a, group=group, consolidated=False).load()
+    db = xr.open_zarr(b, group=group, consolidated=False).load()
+    for name in ("order_1", "order_2", "coverage", "time", "block_done"):
+        np.testing.assert_array_equal(da[name].values, db[name].values, err_msg=name)
+
+
+def test_slurm_jobs_equal_local(sds_archive, tmp_path, monkeypatch, capsys):
+    root, _ = sds_archive
+    monkeypatch.chdir(tmp_path)  # the temporary TLS certificate files go to the working directory
+    span = ("2015-12-04T22:00:00", "2015-12-05T01:00:00")
+    local = config(tmp_path / "local.toml", root, *span, "local.zarr", ("X9.SV13.*.*",), block_s=1800)
+    slurm = config(tmp_path / "slurm.toml", root, *span, "slurm.zarr", ("X9.SV13.*.*",), block_s=1800,
+                   cluster=slurm_section())
+    assert main(["run", str(slurm), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "#SBATCH -p debug" in out and "--protocol tls://" in out  # TLS by default
+    assert main(["run", str(local), "--quiet"]) == 0
+    assert main(["run", str(slurm), "--quiet"]) == 0
+    workers = workers_of_last_run(tmp_path / "slurm.zarr")
+    assert workers and all(":job=" in w for w in workers), workers  # the tasks saw SLURM_JOB_ID
+    assert all(":job=" not in w for w in workers_of_last_run(tmp_path / "local.zarr"))
+    assert_same_store(tmp_path / "local.zarr", tmp_path / "slurm.zarr")
+    assert not list(tmp_path.glob(".scatflow-tls-*"))  # temporary certificates removed
+
+
+def test_worker_lifetime_shorter_than_run(sds_archive, tmp_path, monkeypatch):
+    """Workers retire after 10 s and are replaced by new jobs; no block lost or duplicated."""
+    root, _ = sds_archive
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DASK_DISTRIBUTED__DEPLOY__LOST_WORKER_TIMEOUT", "2s")
+    import dask
+
+    span = ("2015-12-04T08:00:00", "2015-12-04T20:00:00")
+    common = dict(select=("X9.SV13.*.*",), layers=TUTORIAL, block_s=1800)
+    local = config(tmp_path / "local.toml", root, *span, "local.zarr", **common)
+    slurm = config(tmp_path / "slurm.toml", root, *span, "slurm.zarr", **common,
+                   cluster=slurm_section(extra='lifetime = "10s"\nlifetime_stagger = "2s"\n'))
+    assert main(["run", str(local), "--quiet"]) == 0
+    with dask.config.set({"distributed.deploy.lost-worker-timeout": "2s"}):
+        assert main(["run", str(slurm), "--quiet"]) == 0
+    jobs = {w.split(":job=")[1] for w in workers_of_last_run(tmp_path / "slurm.zarr")}
+    assert len(jobs) > 2, f"workers were not replaced: jobs {jobs}"
+    assert_same_store(tmp_path / "local.zarr", tmp_path / "slurm.zarr")
+    ds = xr.open_zarr(tmp_path / "slurm.zarr", group="X9.SV13.", consolidated=False)
+    assert ds.block_done.values.sum() == ds.sizes["time"] == 2159  # every window written once
