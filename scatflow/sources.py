@@ -99,6 +99,19 @@ def _file_record(path: str) -> dict:
     return {"path": os.path.abspath(path), "size": st.st_size, "mtime": st.st_mtime}
 
 
+#: Rates within this relative distance of a round value (3 decimals) are taken as that value:
+#: digitisers report e.g. 49.9999 Hz for nominal 50 Hz.
+RATE_SNAP = 1e-4
+
+
+def nominal_rate(rate: float) -> float:
+    """The nominal sampling rate (Hz) of a reported ``rate``: rounded when within RATE_SNAP."""
+    rounded = round(float(rate), 3)
+    if rounded > 0 and abs(rate - rounded) <= RATE_SNAP * rounded:
+        return rounded
+    return float(rate)
+
+
 def _group_stations(extents: list[Extent], where: str) -> list[Station]:
     by_station: dict[str, list[Extent]] = {}
     for e in extents:
@@ -176,7 +189,7 @@ class FileSource(Source):
                                 channel=tr.id,
                                 start_ns=tr.stats.starttime.ns,
                                 end_ns=tr.stats.endtime.ns,
-                                sampling_rate=float(tr.stats.sampling_rate),
+                                sampling_rate=nominal_rate(tr.stats.sampling_rate),
                             )
                         )
             if not extents:
@@ -225,7 +238,7 @@ class SDSSource(Source):
             for tr in _read(path, headonly=True):
                 if tr.id == seed_id:
                     extents.append(Extent(path, seed_id, tr.stats.starttime.ns, tr.stats.endtime.ns,
-                                          float(tr.stats.sampling_rate)))
+                                          nominal_rate(tr.stats.sampling_rate)))
                     break
         stations = _group_stations(extents, "input.sds")
         for s in stations:  # spans are decided by the config's start/end, not by one file

@@ -20,8 +20,12 @@ never see stale metadata.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
+import socket
+import threading
 import time
 import warnings
 
@@ -36,6 +40,13 @@ LEDGER_VARS = ("block_done", "block_files", "block_error")
 
 class StoreError(ValueError):
     """A store that cannot be used as asked; the message says why."""
+
+
+#: errno values that mean the output location cannot take more writes: stop the run.
+STORAGE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM}
+#: A lock not refreshed for this long (seconds) is stale even if its host cannot be asked.
+LOCK_STALE_S = 600
+LOCK_HEARTBEAT_S = 30
 
 
 def _compressor():
@@ -134,6 +145,59 @@ class Store:
                 raise StoreError(f"output.store: refusing to delete {self.path}: not a Zarr store")
             shutil.rmtree(self.path)
 
+    # -- the writer lock ------------------------------------------------------------
+    @property
+    def lock_path(self) -> str:
+        return os.path.abspath(self.path).rstrip(os.sep) + ".lock"
+
+    @contextlib.contextmanager
+    def lock(self):
+        """Hold the store's writer lock (a file beside the store) for the duration.
+
+        Raises
+        ------
+        StoreError
+            Another live run holds it (naming its host and pid). A lock whose
+            process is gone (same host), or not refreshed for ``LOCK_STALE_S``
+            seconds (other hosts), is taken over.
+        """
+        me = {"host": socket.gethostname(), "pid": os.getpid(), "started": now_iso()}
+        path = self.lock_path
+        for _ in range(3):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = _read_lock(path)
+                if not _lock_is_stale(holder, path):
+                    raise StoreError(
+                        f"{self.path} is being written by another scatflow run (host {holder.get('host')}, "
+                        f"pid {holder.get('pid')}, since {holder.get('started')}); if that run is dead, delete {path}"
+                    ) from None
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(path)  # stale: take over (O_EXCL settles a race between two takers)
+                continue
+            with os.fdopen(fd, "w") as fh:
+                json.dump(me, fh)
+            break
+        else:
+            raise StoreError(f"{self.path}: could not take the writer lock {path}")
+        stop = threading.Event()
+
+        def heartbeat():
+            while not stop.wait(LOCK_HEARTBEAT_S):
+                with contextlib.suppress(OSError):
+                    os.utime(path)
+
+        beat = threading.Thread(target=heartbeat, name="scatflow-lock-heartbeat", daemon=True)
+        beat.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            if _read_lock(path).get("pid") == me["pid"]:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(path)
+
     # -- consolidated metadata ------------------------------------------------------
     def drop_consolidated(self) -> None:
         """Remove consolidated metadata before changing metadata (stale is worse than none)."""
@@ -174,6 +238,37 @@ class Store:
             "errors": [str(e) for e in g["block_error"][:]],
         }
 
+    def blocks_missing_data(self, key: str, blocks, min_coverage: float = 1.0) -> list[int]:
+        """Blocks among ``blocks`` whose chunk files are gone although the ledger says done.
+
+        Every written block has a ``coverage`` chunk; an ``order_*`` chunk may be
+        absent only when all its values are NaN (Zarr skips empty chunks), which
+        the block's coverage tells.
+        """
+        base = os.path.join(self.path, key)
+        orders = {}
+        for name in sorted(os.listdir(base)):
+            meta = os.path.join(base, name, "zarr.json")
+            if name.startswith("order_") and os.path.isfile(meta):
+                with open(meta) as fh:
+                    orders[name] = len(json.load(fh)["shape"])
+        missing, group = [], None
+        for b in blocks:
+            if not os.path.isfile(os.path.join(base, "coverage", "c", str(b), "0")):
+                missing.append(b)
+                continue
+            for name, ndim in orders.items():
+                if os.path.isfile(os.path.join(base, name, "c", str(b), *["0"] * (ndim - 1))):
+                    continue
+                if group is None:
+                    group = zarr.open_group(self.path, mode="r", use_consolidated=False)[key]
+                chunk = group["coverage"].chunks[0]
+                cov = np.asarray(group["coverage"][b * chunk : (b + 1) * chunk])
+                if ((cov >= min_coverage) & (cov > 0)).any():
+                    missing.append(b)
+                    break
+        return missing
+
     def create_group(self, key: str, template: xr.Dataset, chunk: int, n_blocks: int) -> None:
         """Write the group's metadata and coordinates (no data chunks)."""
         ds = template.assign(_ledger(n_blocks))
@@ -208,6 +303,32 @@ class Store:
         g["block_files"][block] = json.dumps(files or [])
         g["block_error"][block] = error
         g["block_done"][block] = windows
+
+
+def _read_lock(path: str) -> dict:
+    try:
+        with open(path) as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return {}
+
+
+def _lock_is_stale(holder: dict, path: str) -> bool:
+    try:
+        age = time.time() - os.path.getmtime(path)
+    except FileNotFoundError:
+        return True
+    if not holder:  # unreadable: a writer killed mid-write, or one writing right now
+        return age > 5
+    if holder.get("host") == socket.gethostname():
+        try:
+            os.kill(int(holder["pid"]), 0)
+        except ProcessLookupError:
+            return True
+        except (PermissionError, ValueError, KeyError):
+            pass
+        return False
+    return age > LOCK_STALE_S
 
 
 def versions() -> dict:

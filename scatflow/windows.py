@@ -16,10 +16,11 @@ import math
 import numpy as np
 import obspy
 
-from .sources import InputError
+from .sources import RATE_SNAP, InputError
 
-# A trace whose rate differs from the station's by more than this (relative) is refused.
-RATE_TOLERANCE = 1e-6
+# A trace whose rate differs from the station's (nominal) rate by more than this is refused;
+# within it, samples are laid at the nominal spacing from the trace's start time.
+RATE_TOLERANCE = RATE_SNAP
 
 
 @dataclasses.dataclass(frozen=True)

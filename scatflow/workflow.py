@@ -26,7 +26,7 @@ from .config import Config, ConfigError, samples
 from .design import load_network
 from .network import ScatteringNetwork
 from .sources import FileSource, InputError, SDSSource, Source, Station, make_source
-from .store import Store, StoreError, now_iso, versions
+from .store import STORAGE_ERRNOS, Store, StoreError, now_iso, versions
 
 
 # -- the network for a station --------------------------------------------------------------
@@ -147,10 +147,14 @@ def make_plan(cfg: Config, store: Store, source: Source | None = None, fresh: bo
     plans, skipped = [], []
     for st in stations:
         rate = st.sampling_rate
+        if rate <= 0:  # state-of-health and log channels: not waveforms
+            skipped.append((st.key, f"sampling rate {rate} Hz is not a waveform ({', '.join(st.channels)})"))
+            continue
         if fixed is not None and abs(rate - fixed.sampling_rate) > 1e-6 * rate:
             raise InputError(
                 f"{st.channels[0]}: sampling rate {rate} Hz does not match the design's {fixed.sampling_rate} Hz"
             )
+        check_octaves(design["layers"], cfg.network["window_s"], rate, st.key)
         bins = samples(cfg.network["window_s"], rate, f"{st.key}: network.window_s")
         hop = samples(cfg.hop_s, rate, f"{st.key}: the hop (window_s x (1 - overlap))")
         chunk = int(round(cfg.output["block_s"] / cfg.hop_s))
@@ -181,15 +185,38 @@ def make_plan(cfg: Config, store: Store, source: Source | None = None, fresh: bo
         done = np.zeros(-(-n_new // chunk), dtype=np.int64)
         if state is not None:
             done[: len(state["done"])] = state["done"]
-        todo, complete = [], 0
+        todo, complete = [], []
         for b in range(k_lo // chunk, k_hi // chunk + 1):
             expected = min((b + 1) * chunk, n_new) - b * chunk
-            if done[b] == expected:
-                complete += 1
-            else:
-                todo.append(b)
+            (complete if done[b] == expected else todo).append(b)
+        if complete:
+            # Marked done but its chunks deleted by hand: compute it again.
+            lost = store.blocks_missing_data(st.key, complete, cfg.network["min_coverage"])
+            todo = sorted(todo + lost)
+            complete = [b for b in complete if b not in set(lost)]
+        complete = len(complete)
         plans.append(StationPlan(st, grid, chunk, n_old, n_new, (k_lo, k_hi), todo, complete))
     return Plan(cfg, design, source, plans, skipped)
+
+
+def check_octaves(layers: list[dict], window_s: float, rate: float, where: str) -> None:
+    """Refuse layers reaching frequencies whose wavelet envelope is wider than the window.
+
+    The lowest centre of a bank is ``nyquist * 2**-octaves`` Hz; its Gaussian
+    envelope is ``quality / center`` seconds wide, and a window shorter than
+    that cannot resolve it (the wavelet wraps around the window).
+    """
+    nyquist = rate / 2
+    for i, layer in enumerate(layers):
+        lowest = nyquist * 2.0 ** -layer["octaves"]
+        width = layer["quality"] / lowest
+        if width > window_s:
+            most = int(np.floor(np.log2(window_s * nyquist / layer["quality"])))
+            raise ConfigError(
+                f"network.layers[{i}]: octaves = {layer['octaves']} reaches {lowest:.3g} Hz at {where} "
+                f"({rate:g} Hz), whose wavelet is {width:.3g} s wide, more than the {window_s:g} s window; "
+                f"use at most {most} octaves (or longer windows, or a lower quality)"
+            )
 
 
 def network_for(plan: Plan, sp: StationPlan) -> ScatteringNetwork:
@@ -302,14 +329,20 @@ def run_block(task: dict) -> dict:
             threads=task.get("threads", 1),
         )
         ds = dataset.make_dataset(net, grid.times(k0, k1), st.channels, orders, cov.astype(np.float32), {})
-        store.write_block(st.key, ds, k0, chunk)
-        store.mark_block(st.key, b, n, files, "")
+        try:
+            store.write_block(st.key, ds, k0, chunk)
+            store.mark_block(st.key, b, n, files, "")
+        except OSError as exc:
+            if exc.errno in STORAGE_ERRNOS:
+                result["fatal"] = True  # the output cannot take more writes: the driver stops
+            raise
         result["computed"] = int((cov > 0).any(axis=1).sum())
         result["coverage"] = float(cov.mean())
         result["worker"] = _worker_identity()
     except (InputError, ConfigError, StoreError, OSError, ValueError) as exc:
         result["error"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        _record_failure(store, st.key, b, files, result["error"])
+        if not result.get("fatal"):
+            _record_failure(store, st.key, b, files, result["error"])
     except Exception as exc:  # noqa: BLE001 - unexpected: keep the traceback's last line for the record
         result["error"] = f"{type(exc).__name__}: {exc}"
         result["traceback"] = traceback.format_exc()
@@ -404,13 +437,24 @@ def execute(plan: Plan, store: Store, client, progress: T.Callable[[int, int], N
     futures = as_completed([submit(t) for t in _take(pending, in_flight)], with_results=False)
     if progress:
         progress(0, total)
+    fatal = None
     for fut in futures:
-        results.append(fut.result())
+        res = fut.result()
+        results.append(res)
         fut.release()
-        for t in _take(pending, 1):
-            futures.add(submit(t))
+        if res.get("fatal") and fatal is None:
+            fatal = res["error"]  # stop feeding tasks; those in flight finish or fail alike
+        if fatal is None:
+            for t in _take(pending, 1):
+                futures.add(submit(t))
         if progress:
             progress(len(results), total)
+    if fatal is not None:
+        done = sum(1 for r in results if not r["error"])
+        raise StoreError(
+            f"output store {plan.cfg.output['store']} cannot be written ({fatal}); run stopped: "
+            f"{done} block(s) completed this run are kept and marked, {total - done} not done"
+        )
     done = [r for r in results if not r["error"]]
     failed = [r for r in results if r["error"]]
     return Summary(done, failed, list(plan.skipped), time.perf_counter() - t0)
@@ -440,16 +484,31 @@ def run(cfg: Config, client, overwrite: bool = False, progress=None, log=print) 
     """
     store = Store(cfg.output["store"])
     store.check_writable()
-    plan = make_plan(cfg, store, fresh=overwrite)
-    if overwrite:
-        store.wipe()
-    store.open_or_create(plan.design)
-    store.drop_consolidated()
-    prepare_store(plan, store)
-    started = now_iso()
-    store.update_root(config=_jsonable(cfg.resolved()), versions=versions())
-    log(f"plan: {plan.tasks} block(s) to compute\n{plan.describe()}")
-    summary = execute(plan, store, client, progress)
+    with store.lock():
+        plan = make_plan(cfg, store, fresh=overwrite)
+        try:
+            if overwrite:
+                store.wipe()
+            store.open_or_create(plan.design)
+            store.drop_consolidated()
+            prepare_store(plan, store)
+            started = now_iso()
+            store.update_root(config=_jsonable(cfg.resolved()), versions=versions())
+        except OSError as exc:
+            raise StoreError(f"output store {store.path} cannot be written ({exc.strerror or exc})") from None
+        log(f"plan: {plan.tasks} block(s) to compute\n{plan.describe()}")
+        summary = execute(plan, store, client, progress)
+        try:
+            _record_run(store, summary, started)
+        except OSError as exc:
+            raise StoreError(
+                f"output store {store.path}: blocks are written but the run record could not be "
+                f"({exc.strerror or exc})"
+            ) from None
+    return summary
+
+
+def _record_run(store: Store, summary: Summary, started: str) -> None:
     runs = list(store.root_attrs().get("runs", []))
     runs.append(
         {
@@ -464,7 +523,6 @@ def run(cfg: Config, client, overwrite: bool = False, progress=None, log=print) 
     )
     store.update_root(runs=runs[-100:])
     store.consolidate()
-    return summary
 
 
 def _jsonable(obj):

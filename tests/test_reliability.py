@@ -1,0 +1,194 @@
+"""Faults with real processes: killed driver, killed worker, a second run, a full disk."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+import zarr
+from test_archive import config
+
+from scatflow.cli import main
+from scatflow.store import Store
+
+SPAN = ("2015-12-04T00:00:00", "2015-12-04T12:00:00")
+SELECT = ("X9.SV13.*.*", "X9.SV15.*.*")
+
+
+def scatflow_cmd(*args):
+    return [sys.executable, "-c", "import sys; from scatflow.cli import main; sys.exit(main())", *args]
+
+
+def children(pid):
+    """All descendant pids of ``pid``."""
+    kids = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as fh:
+                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            kids.setdefault(ppid, []).append(int(name))
+    out, stack = [], [pid]
+    while stack:
+        for child in kids.get(stack.pop(), []):
+            out.append(child)
+            stack.append(child)
+    return out
+
+
+def done_blocks(store, group):
+    try:
+        g = zarr.open_group(store, mode="r", use_consolidated=False)[group]
+        return int((np.asarray(g["block_done"][:]) > 0).sum())
+    except (KeyError, FileNotFoundError, ValueError):
+        return 0
+
+
+def wait_for(predicate, timeout=120.0):
+    t0 = time.monotonic()
+    while not predicate():
+        if time.monotonic() - t0 > timeout:
+            raise TimeoutError
+        time.sleep(0.1)
+
+
+def load(store, group):
+    return xr.open_zarr(store, group=group, consolidated=False).load()
+
+
+@pytest.fixture(scope="module")
+def reference(sds_archive, tmp_path_factory):
+    """An uninterrupted run to compare with."""
+    root, _ = sds_archive
+    tmp = tmp_path_factory.mktemp("reference")
+    cfg = config(tmp / "ref.toml", root, *SPAN, "ref.zarr", SELECT, block_s=1200)
+    assert main(["run", str(cfg), "--quiet"]) == 0
+    return tmp / "ref.zarr"
+
+
+def assert_equal_stores(a, b):
+    for group in ("X9.SV13.", "X9.SV15."):
+        da, db = load(a, group), load(b, group)
+        for name in ("order_1", "order_2", "coverage", "time", "block_done"):
+            np.testing.assert_array_equal(da[name].values, db[name].values, err_msg=f"{group} {name}")
+
+
+def assert_done_blocks_correct(store, reference):
+    """Every block marked done holds exactly the reference's data (never marked without it)."""
+    for group in ("X9.SV13.", "X9.SV15."):
+        got, ref = load(store, group), load(reference, group)
+        chunk = got.attrs["block_windows"]
+        for b in np.flatnonzero(got.block_done.values > 0):
+            sl = slice(b * chunk, (b + 1) * chunk)
+            for name in ("order_1", "order_2", "coverage"):
+                np.testing.assert_array_equal(got[name].values[sl], ref[name].values[sl], err_msg=f"{group} {b}")
+
+
+def test_driver_sigkill_then_rerun(sds_archive, reference, tmp_path):
+    root, _ = sds_archive
+    cfg = config(tmp_path / "run.toml", root, *SPAN, "run.zarr", SELECT, block_s=1200,
+                 cluster="workers = 2\ndashboard = false")
+    store = tmp_path / "run.zarr"
+    proc = subprocess.Popen(scatflow_cmd("run", str(cfg), "--quiet"), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: done_blocks(store, "X9.SV13.") >= 8)
+        proc.send_signal(signal.SIGKILL)  # the driver only: its workers are orphaned
+        proc.wait()
+        assert done_blocks(store, "X9.SV13.") < 36 or done_blocks(store, "X9.SV15.") < 36
+        assert_done_blocks_correct(store, reference)
+        # The dead driver's lock is detected and taken over; the rerun completes what is missing.
+        assert Path(str(store) + ".lock").exists()
+        assert main(["run", str(cfg), "--quiet"]) == 0
+    finally:
+        with_pgid_kill(proc)
+    assert not Path(str(store) + ".lock").exists()
+    assert_equal_stores(store, reference)
+
+
+def with_pgid_kill(proc):
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # orphaned workers of the killed driver
+    except ProcessLookupError:
+        pass
+
+
+def test_worker_sigkill_run_finishes(sds_archive, reference, tmp_path):
+    root, _ = sds_archive
+    cfg = config(tmp_path / "run.toml", root, *SPAN, "run.zarr", SELECT, block_s=1200,
+                 cluster="workers = 2\ndashboard = false")
+    store = tmp_path / "run.zarr"
+    proc = subprocess.Popen(scatflow_cmd("run", str(cfg), "--quiet"), start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: done_blocks(store, "X9.SV13.") >= 4)
+        # Leaves of the process tree are the worker processes (under their nannies).
+        tree = children(proc.pid)
+        leaves = [p for p in tree if not children(p)]
+        victims = [p for p in leaves if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text()
+                   or "multiprocessing" in Path(f"/proc/{p}/cmdline").read_text()]
+        assert victims, [Path(f"/proc/{p}/cmdline").read_text() for p in leaves]
+        os.kill(victims[0], signal.SIGKILL)
+        out, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 0, out
+    finally:
+        with_pgid_kill(proc)
+    assert "failed: 0" in out
+    assert_equal_stores(store, reference)
+
+
+def test_second_run_refused_while_first_holds_lock(sds_archive, tmp_path, capsys):
+    root, _ = sds_archive
+    cfg = config(tmp_path / "run.toml", root, "2015-12-04T00:00:00", "2015-12-04T01:00:00", "run.zarr",
+                 ("X9.SV13.*.*",))
+    store = Store(tmp_path / "run.zarr")
+    with store.lock():
+        assert main(["run", str(cfg), "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert "being written by another scatflow run" in err and f"pid {os.getpid()}" in err
+        assert os.uname().nodename in err or "host" in err
+    # A lock left by a process that is gone is taken over.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    Path(store.lock_path).write_text(json.dumps({"host": os.uname().nodename, "pid": dead.pid, "started": "x"}))
+    assert main(["run", str(cfg), "--quiet"]) == 0
+    assert not Path(store.lock_path).exists()
+
+
+def mount_tmpfs(path, size):
+    path.mkdir()
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        return False
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+    return res.returncode == 0
+
+
+def test_disk_full_mid_run(sds_archive, reference, tmp_path):
+    """On a size-limited tmpfs: the run stops with one clear line; completed blocks stay readable."""
+    root, _ = sds_archive
+    full = tmp_path / "small"
+    size_kb = int(sum(f.stat().st_size for f in Path(reference).rglob("*") if f.is_file()) / 1024 / 3)
+    if not mount_tmpfs(full, f"{size_kb}k"):
+        pytest.skip("cannot mount a size-limited tmpfs here (needs root and mount)")
+    try:
+        cfg = config(tmp_path / "run.toml", root, *SPAN, str(full / "run.zarr"), SELECT, block_s=1200)
+        res = subprocess.run(scatflow_cmd("run", str(cfg), "--quiet"), capture_output=True, text=True, timeout=300)
+        assert res.returncode == 2, res.stdout + res.stderr
+        lines = res.stderr.strip().splitlines()
+        assert len(lines) == 1 and "cannot be written" in lines[0] and "No space left" in lines[0], res.stderr
+        assert "Traceback" not in res.stderr
+        store = full / "run.zarr"
+        assert 0 < done_blocks(store, "X9.SV13.") + done_blocks(store, "X9.SV15.") < 72
+        assert_done_blocks_correct(store, reference)
+        xr.open_zarr(store, group="X9.SV13.")  # still opens with default arguments
+    finally:
+        subprocess.run(["umount", str(full)], capture_output=True)
