@@ -1,0 +1,252 @@
+"""``scatflow plot``: a PNG of one channel's first- and second-order coefficients against time.
+
+Needs matplotlib (``pip install scatflow[plot]``), imported only when a figure is
+drawn. The figure is drawn on an Agg canvas without pyplot, so it neither needs
+a display nor changes the backend of an interactive session.
+
+Memory stays bounded: the channel (and, for order 2, the one f1) is selected
+lazily before anything is read, and spans longer than ``MAX_COLUMNS`` windows are
+averaged over consecutive windows (still lazily) before loading.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+
+from .store import StoreError
+
+#: At most this many time columns are drawn; longer spans are averaged over consecutive windows.
+MAX_COLUMNS = 3000
+FIGSIZE = (11.0, 7.5)  # inches
+DPI = 120
+
+
+def _import_matplotlib():
+    try:
+        import matplotlib  # noqa: F401
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("scatflow plot needs matplotlib: pip install scatflow[plot]") from exc
+    return Figure, FigureCanvasAgg
+
+
+def default_output(store, station: str) -> str:
+    """``<store without .zarr>.<station>.png`` beside the store."""
+    base = os.path.normpath(os.fspath(store))
+    if base.endswith(".zarr"):
+        base = base[: -len(".zarr")]
+    return f"{base}.{station}.png"
+
+
+def _utc(value: str | None, what: str):
+    if value is None:
+        return None
+    import pandas as pd
+
+    try:
+        t = pd.Timestamp(value)
+    except (ValueError, TypeError) as exc:
+        raise StoreError(f"--{what}: cannot read {value!r} as a UTC time (e.g. 2015-12-04T06:00:00)") from exc
+    if t.tzinfo is not None:
+        t = t.tz_convert("UTC").tz_localize(None)
+    return np.datetime64(t.to_datetime64(), "ns")
+
+
+def _coarsen(da, k: int):
+    """Mean over ``k`` consecutive windows (lazy; NaN-only bins stay NaN)."""
+    if k <= 1:
+        return da
+    n = da.sizes["time"]
+    return da.assign_coords(time=np.arange(n)).coarsen(time=k, boundary="pad").mean()
+
+
+def _edges_log(f: np.ndarray) -> np.ndarray:
+    """Cell edges for ascending, log-spaced centres ``f``: geometric midpoints."""
+    if f.size == 1:
+        return np.array([f[0] / 1.2, f[0] * 1.2])
+    mid = np.sqrt(f[1:] * f[:-1])
+    return np.concatenate([[f[0] ** 2 / mid[0]], mid, [f[-1] ** 2 / mid[-1]]])
+
+
+def _norm(values: np.ndarray):
+    from matplotlib.colors import LogNorm
+
+    v = values[np.isfinite(values) & (values > 0)]
+    if v.size == 0:
+        return LogNorm(vmin=1.0, vmax=10.0), False
+    lo, hi = np.percentile(v, [1.0, 99.9])
+    if not hi > lo:
+        lo, hi = v.min(), v.max()
+    if not hi > lo:
+        lo, hi = lo / 2, lo * 2
+    return LogNorm(vmin=lo, vmax=hi), True
+
+
+def _panel(fig, ax, x_edges, f, values, norm_ok, norm, cmap, label: str, ylabel: str, title: str):
+    """pcolormesh of ``values`` (time, freq) with frequencies ascending on a log axis."""
+    from matplotlib import ticker
+
+    order = np.argsort(f)
+    f = f[order]
+    z = np.ma.masked_invalid(values[:, order].T)
+    z = np.ma.masked_less_equal(z, 0)
+    mesh = ax.pcolormesh(x_edges, _edges_log(f), z, norm=norm, cmap=cmap, shading="flat", rasterized=True)
+    ax.set_yscale("log")
+    ax.set_ylim(_edges_log(f)[0], _edges_log(f)[-1])
+    ax.yaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=11, loc="left")
+    cbar = fig.colorbar(mesh, ax=ax, pad=0.015, fraction=0.04)
+    cbar.set_label(label)
+    if not norm_ok:
+        ax.text(0.5, 0.5, "no coefficients in this range (all NaN)", transform=ax.transAxes, ha="center",
+                va="center", color="0.3")
+    return mesh
+
+
+def plot_store(store, output=None, station=None, channel=None, f1=None, start=None, end=None) -> str:
+    """Write a PNG: first-order scalogram and second-order coefficients of one channel.
+
+    Parameters
+    ----------
+    store : str or PathLike
+        The scatflow Zarr store.
+    output : str, optional
+        PNG path; default ``<store without .zarr>.<station>.png`` beside the store.
+    station : str, optional
+        Station group ``NET.STA.LOC``; default the first.
+    channel : str, optional
+        Full SEED id ``NET.STA.LOC.CHA``; default the group's first channel.
+    f1 : float, optional
+        First-order frequency (Hz) for the second-order panel; the nearest band is used.
+        Default: a band in the middle of the first-order bank.
+    start, end : str, optional
+        UTC times bounding the window starts shown.
+
+    Returns
+    -------
+    str
+        The PNG path.
+
+    Raises
+    ------
+    StoreError (a ValueError)
+        Not a scatflow store, unknown station or channel (naming it and listing those
+        available), unreadable or empty time range.
+    ImportError
+        matplotlib is not installed.
+    """
+    import xarray as xr
+
+    from .report import _open_root
+
+    Figure, FigureCanvasAgg = _import_matplotlib()
+    from matplotlib import dates as mdates
+
+    path = os.fspath(store)
+    root, _ = _open_root(path)
+    groups = sorted(name for name, _ in root.groups())
+    if not groups:
+        raise StoreError(f"{path}: the store has no station groups yet")
+    if station is None:
+        station = groups[0]
+    elif station not in groups:
+        raise StoreError(f"unknown station {station!r} in {path}; available: {', '.join(groups)}")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ds = xr.open_zarr(path, group=station, consolidated=False)
+    if "order_1" not in ds or "order_2" not in ds:
+        raise StoreError(f"{path}: group {station!r} has no order_1/order_2 coefficients")
+    channels = [str(c) for c in ds["channel"].values]
+    if channel is None:
+        channel = channels[0]
+    elif channel not in channels:
+        raise StoreError(f"unknown channel {channel!r} in {path} group {station!r}; available: {', '.join(channels)}")
+
+    out = os.fspath(output) if output is not None else default_output(path, station)
+    out_dir = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(out_dir):
+        raise StoreError(f"cannot write {out}: directory {out_dir} does not exist")
+
+    t0, t1 = _utc(start, "start"), _utc(end, "end")
+    times_all = ds["time"].values
+    sel = ds.sel(channel=channel)
+    if t0 is not None or t1 is not None:
+        sel = sel.sel(time=slice(t0, t1))
+    n = sel.sizes["time"]
+    if n == 0:
+        span = (f"{np.datetime_as_string(times_all[0], 's')}Z .. {np.datetime_as_string(times_all[-1], 's')}Z"
+                if times_all.size else "no windows")
+        raise StoreError(f"no windows between {start or 'the start'} and {end or 'the end'} in {path} "
+                         f"group {station!r} (window starts span {span})")
+
+    f1_all = np.asarray(ds["f1"].values, dtype=float)
+    if f1 is None:
+        f1_sel = float(np.sort(f1_all)[len(f1_all) // 2])
+    else:
+        f1_sel = float(f1_all[np.argmin(np.abs(np.log(f1_all) - np.log(f1)))]) if f1 > 0 else float(f1_all.min())
+
+    hop_s = float(ds.attrs.get("hop_s") or 0.0)
+    window_s = float(ds.attrs.get("window_s") or 0.0)
+    times = sel["time"].values
+    if not hop_s:
+        hop_s = float(np.median(np.diff(times)) / np.timedelta64(1, "s")) if n > 1 else window_s or 1.0
+    k = -(-n // MAX_COLUMNS)
+    o1 = _coarsen(sel["order_1"], k)
+    o2 = _coarsen(sel["order_2"].sel(f1=f1_sel), k)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        v1 = np.asarray(o1.values, dtype=np.float64)  # (columns, f1)
+        v2 = np.asarray(o2.values, dtype=np.float64)  # (columns, f2)
+    f2 = np.asarray(ds["f2"].values, dtype=float)
+
+    # Column j covers windows j*k .. j*k+k-1; draw it centred on their centres, hop-wide per window.
+    first = times[::k]
+    hop = np.timedelta64(int(round(hop_s * 1e9)), "ns")
+    left = first + np.timedelta64(int(round(window_s * 1e9 / 2)), "ns") - hop / 2
+    edges = np.append(left, left[-1] + k * hop)
+    x_edges = mdates.date2num(edges.astype("datetime64[us]"))
+
+    reduce = ds.attrs.get("reduce", "pooled")
+    cmap = _cmap()
+    fig = Figure(figsize=FIGSIZE, dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax1, ax2 = fig.subplots(2, 1, sharex=True)
+    avg = f", mean of {k} windows per column" if k > 1 else ""
+    norm1, ok1 = _norm(v1)
+    _panel(fig, ax1, x_edges, f1_all, v1, ok1, norm1, cmap, f"{reduce} |U1| (counts)", "frequency f1 (Hz)",
+           f"{channel}: first-order scattering coefficients{avg}")
+    ax1.axhline(f1_sel, color="w", lw=0.8, ls="--", alpha=0.8)
+    norm2, ok2 = _norm(v2)
+    _panel(fig, ax2, x_edges, f2, v2, ok2, norm2, cmap, f"{reduce} |U2| (counts)", "frequency f2 (Hz)",
+           f"{channel}: second-order scattering coefficients at f1 = {f1_sel:.3g} Hz{avg}")
+
+    locator = mdates.AutoDateLocator(minticks=4, maxticks=10)
+    ax2.xaxis.set_major_locator(locator)
+    ax2.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, show_offset=True))
+    ax2.set_xlim(x_edges[0], x_edges[-1])
+    ax2.set_xlabel("Time (UTC)")
+    span = (f"{np.datetime_as_string(times[0], 'm')} .. "
+            f"{np.datetime_as_string(times[-1] + np.timedelta64(int(round(window_s * 1e9)), 'ns'), 'm')} UTC")
+    fig.suptitle(f"Station {station}   {span}   ({window_s:g} s windows, {hop_s:g} s hop, {reduce} pooling)",
+                 fontsize=12)
+
+    fig.savefig(out, format="png")
+    return out
+
+
+def _cmap():
+    from matplotlib import colormaps
+
+    # NaN (and non-positive) cells are left blank.
+    return colormaps["viridis"].with_extremes(bad=(0.0, 0.0, 0.0, 0.0))
+
+
+__all__ = ["plot_store", "default_output"]

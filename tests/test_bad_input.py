@@ -1,0 +1,228 @@
+"""The bad-input catalogue: each case has a defined outcome (a one-line error, a recorded
+skip or failure with its reason, or correct numbers) — never a traceback, never a wrong number."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import obspy
+import pytest
+import xarray as xr
+from test_archive import LAYERS, config
+
+import scatflow
+from scatflow import cluster
+from scatflow.cli import main
+
+MSEED_DATA = Path(obspy.__file__).parent / "io" / "mseed" / "tests" / "data"
+SMALL = "[{ octaves = 4, resolution = 2, quality = 2 }, { octaves = 3, resolution = 1, quality = 2 }]"
+
+
+def files_config(tmp_path, paths, window_s=2.0, extra=""):
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(f"""
+[input]
+paths = {json.dumps([str(p) for p in paths])}
+[network]
+window_s = {window_s}
+layers = {SMALL}
+{extra}
+[output]
+store = "out.zarr"
+dtype = "float64"
+[cluster]
+workers = 1
+dashboard = false
+""")
+    return cfg
+
+
+def one_line_error(capsys, cfg, *needles):
+    code = main(["run", str(cfg), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in err, err
+    return err
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("not.mseed", "not a readable waveform file"),
+        ("not2.mseed", "not a readable waveform file"),
+        ("not4.mseed", "not a readable waveform file"),
+        ("brokenlastrecord.mseed", "Not a SEED record"),
+        ("corrupt_one_extra_byte_at_end.mseed", "not enough to constitute a full SEED record"),
+        ("various_noise_records.mseed", "truncated or damaged miniSEED"),
+        ("infinite-loop.mseed", "not a readable waveform file"),
+    ],
+)
+def test_damaged_obspy_files_are_one_line_errors(tmp_path, capsys, name, message):
+    copy = tmp_path / name
+    shutil.copy(MSEED_DATA / name, copy)
+    one_line_error(capsys, files_config(tmp_path, [copy]), name, message)
+    assert not (tmp_path / "out.zarr").exists()
+
+
+def test_obspy_file_with_gaps_gives_nan_windows(tmp_path):
+    copy = tmp_path / "gaps.mseed"
+    shutil.copy(MSEED_DATA / "gaps.mseed", copy)
+    assert main(["run", str(files_config(tmp_path, [copy])), "--quiet"]) == 0
+    ds = xr.open_zarr(tmp_path / "out.zarr", group="BW.BGLD.", consolidated=False).load()
+    cov = ds.coverage.values[:, 0]
+    assert (cov < 1).any() and (cov == 1).any()
+    assert np.isnan(ds.order_1.values[cov < 1]).all() and np.isfinite(ds.order_1.values[cov == 1]).all()
+
+
+def test_log_channel_is_skipped_with_reason(tmp_path, capsys):
+    copy = tmp_path / "rt130.mseed"
+    shutil.copy(MSEED_DATA / "rt130_sr0_cropped.mseed", copy)
+    assert main(["run", str(files_config(tmp_path, [copy])), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "skipped GR.FUR.: sampling rate 0.0 Hz is not a waveform" in out
+
+
+def write(stream, path, **kw):
+    stream.write(str(path), format="MSEED", **kw)
+    return path
+
+
+def noise_trace(rate=20.0, seconds=200, dtype=np.int32, seed=0, **header):
+    data = np.random.default_rng(seed).normal(0, 300, int(round(rate * seconds))).round().astype(dtype)
+    h = {"network": "XX", "station": "AAA", "location": "", "channel": "HHZ", "sampling_rate": rate,
+         "starttime": obspy.UTCDateTime("2020-01-01")}
+    h.update(header)
+    return obspy.Trace(data, header=h)
+
+
+def run_store(tmp_path, name, traces, **kw):
+    d = tmp_path / name
+    d.mkdir()
+    path = write(obspy.Stream(traces), d / "x.mseed", **kw)
+    cfg = files_config(d, [path], window_s=10.0)
+    code = main(["run", str(cfg), "--quiet"])
+    return code, (xr.open_zarr(d / "out.zarr", group="XX.AAA.", consolidated=False).load() if code != 2 else None)
+
+
+def test_stream_variants_give_the_same_numbers(tmp_path):
+    """int32 vs float32 samples, duplicated traces, and a rate of 49.9999 Hz (taken as nominal)."""
+    base = noise_trace()
+    _, ref = run_store(tmp_path, "ref", [base])
+    _, as_float = run_store(tmp_path, "f32", [noise_trace(dtype=np.float32)], encoding="FLOAT32")
+    _, dup = run_store(tmp_path, "dup", [base, base.copy()])
+    off = noise_trace(rate=19.99999)
+    _, nominal = run_store(tmp_path, "off", [off])
+    for other in (as_float, dup, nominal):
+        np.testing.assert_array_equal(other.order_2.values, ref.order_2.values)
+    assert nominal.attrs["sampling_rate_hz"] == 20.0
+
+
+def test_overlapping_traces_first_read_wins(tmp_path):
+    """Overlapping traces with different samples: the first one read keeps the overlap (documented)."""
+    a = noise_trace(seconds=120)
+    b = noise_trace(seconds=120, seed=1, starttime=obspy.UTCDateTime("2020-01-01T00:01:30"))
+    _, got = run_store(tmp_path, "ovl", [a, b])
+    joined = a.copy()
+    joined.data = np.concatenate([a.data, b.data[600:]])  # b's sample 600 is at 00:02:00, a's end
+    _, want = run_store(tmp_path, "joined", [joined])
+    np.testing.assert_array_equal(got.coverage.values, want.coverage.values)
+    np.testing.assert_array_equal(got.order_2.values, want.order_2.values)
+
+
+def test_nan_samples_fail_the_block_with_reason(tmp_path, capsys):
+    tr = noise_trace(dtype=np.float32)
+    tr.data[1000] = np.nan
+    code, ds = run_store(tmp_path, "nan", [tr], encoding="FLOAT32")
+    assert code == 1
+    assert "XX.AAA..HHZ: 1 NaN or infinite samples" in capsys.readouterr().out
+    assert "NaN" in str(ds.block_error.values[0]) and ds.block_done.values[0] == 0
+
+
+def test_masked_stream_in_memory_api():
+    tr = noise_trace(rate=20.0, seconds=200)
+    tr.data = np.ma.masked_array(tr.data, mask=np.zeros(tr.stats.npts, bool))
+    tr.data.mask[1000:1100] = True
+    ds = scatflow.transform_stream(obspy.Stream([tr]), layers=LAYERS, window_s=10.0).compute()
+    cov = ds.coverage.values[:, 0]
+    assert cov.min() < 1 and np.isnan(ds.order_1.values[cov < 1]).all()
+    assert np.isfinite(ds.order_1.values[cov == 1]).all()
+
+
+def test_archive_missing_channel_day_and_single_sample_day(sds_archive, tmp_path, capsys):
+    root, _ = sds_archive
+    copy = tmp_path / "archive"
+    shutil.copytree(root, copy)
+    (copy / "2015/X9/SV13/HHN.D/X9.SV13..HHN.D.2015.339").unlink()  # one channel missing on day 2
+    for cha in ("HHZ", "HHN", "HHE"):  # SV15: a day with a single sample
+        p = copy / f"2015/X9/SV15/{cha}.D/X9.SV15..{cha}.D.2015.339"
+        tr = obspy.read(str(p))[0]
+        tr.data = tr.data[:1]
+        tr.write(str(p), format="MSEED")
+    cfg = config(tmp_path / "c.toml", copy, "2015-12-05T00:00:00", "2015-12-05T02:00:00", "c.zarr",
+                 ("X9.SV13.*.*", "X9.SV15.*.*"))
+    # SV15's second block has no sample at all: that block fails with its reason, the rest is done.
+    assert main(["run", str(cfg), "--quiet"]) == 1
+    out = capsys.readouterr().out
+    assert "failed: 1" in out and "failed X9.SV15. block 1: X9.SV15.: no data between" in out
+    sv13 = xr.open_zarr(tmp_path / "c.zarr", group="X9.SV13.", consolidated=False).load()
+    hhn = list(sv13.channel.values).index("X9.SV13..HHN")
+    assert (sv13.coverage.values[:, hhn] == 0).all() and np.isnan(sv13.order_1.values[:, hhn]).all()
+    others = [i for i in range(3) if i != hhn]
+    assert np.isfinite(sv13.order_1.values[:, others]).all()
+    sv15 = xr.open_zarr(tmp_path / "c.zarr", group="X9.SV15.", consolidated=False).load()
+    assert np.isnan(sv15.order_1.values).all()  # a single sample never makes a window
+    assert list(sv15.block_done.values) == [180, 0] and "no data" in str(sv15.block_error.values[1])
+
+
+def test_more_octaves_than_the_window_resolves(tmp_path, capsys):
+    path = write(obspy.Stream([noise_trace()]), tmp_path / "x.mseed")
+    cfg = files_config(tmp_path, [path], window_s=10.0)
+    cfg.write_text(cfg.read_text().replace(SMALL, "[{ octaves = 9, resolution = 2, quality = 2 }]"))
+    one_line_error(capsys, cfg, "network.layers[0]", "octaves = 9", "use at most 5 octaves")
+
+
+def test_deleted_block_data_detected_and_recomputed(sds_archive, tmp_path, capsys):
+    root, _ = sds_archive
+    cfg = config(tmp_path / "d.toml", root, "2015-12-04T00:00:00", "2015-12-04T03:00:00", "d.zarr", ("X9.SV13.*.*",))
+    assert main(["run", str(cfg), "--quiet"]) == 0
+    store = tmp_path / "d.zarr"
+    before = xr.open_zarr(store, group="X9.SV13.", consolidated=False).load()
+    shutil.rmtree(store / "X9.SV13." / "order_2" / "c" / "1")
+    from scatflow.report import missing_blocks
+
+    assert missing_blocks(str(store), "X9.SV13.") == [1]
+    capsys.readouterr()
+    assert main(["info", str(store)]) == 0
+    assert "missing" in capsys.readouterr().out.lower()
+    assert main(["run", str(cfg), "--quiet"]) == 0
+    assert "done: 1 block(s)" in capsys.readouterr().out
+    after = xr.open_zarr(store, group="X9.SV13.", consolidated=False).load()
+    np.testing.assert_array_equal(after.order_2.values, before.order_2.values)
+
+
+def test_local_cluster_listens_on_loopback_only():
+    with cluster.connect({"kind": "local", "workers": 1, "dashboard": True}, log=lambda m: None) as client:
+        info = client.scheduler_info()
+        assert info["address"].startswith("tcp://127.0.0.1:")
+        assert all(w.startswith("tcp://127.0.0.1:") for w in info["workers"])
+        assert client.dashboard_link.startswith("http://127.0.0.1:")
+
+
+def test_job_schedulers_use_tls_by_default():
+    pytest.importorskip("dask_jobqueue")
+    base = {"kind": "slurm", "queue": "debug", "cores": 1, "memory": "1GB", "processes": 1, "jobs": 1,
+            "interface": "lo", "lifetime_stagger": "1m"}
+    assert "--protocol tls://" in cluster.job_script({**base, "tls": True})
+    assert "tls://" not in cluster.job_script({**base, "tls": False})
+
+
+def test_config_values_are_never_evaluated(tmp_path, capsys):
+    marker = tmp_path / "pwned"
+    path = write(obspy.Stream([noise_trace()]), tmp_path / "x.mseed")
+    cfg = files_config(tmp_path, [path], window_s=10.0)
+    cfg.write_text(cfg.read_text().replace("window_s = 10.0", f"window_s = \"__import__('os').system('touch {marker}')\""))
+    one_line_error(capsys, cfg, "network.window_s", "must be")
+    assert not marker.exists()

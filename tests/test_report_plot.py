@@ -1,0 +1,174 @@
+"""`scatflow info` and `scatflow plot` on a small real store (2 h of the example day, 4 blocks)."""
+
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from scatflow import plot as plotmod
+from scatflow.cli import main
+from scatflow.report import missing_blocks, store_report
+from scatflow.store import StoreError
+
+GROUP = "X9.SV13."
+CHANNELS = ["X9.SV13..HHE", "X9.SV13..HHN", "X9.SV13..HHZ"]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """The example run shortened to 00:00-02:00 with 30 min blocks: 359 windows, 4 blocks of 90."""
+    d = tmp_path_factory.mktemp("report")
+    assert main(["example", str(d), "--quiet"]) == 0
+    cfg = d / "config.toml"
+    text = cfg.read_text()
+    assert 'start = "2015-12-04T00:00:00"' in text and 'end = "2015-12-05T00:00:00"' in text
+    text = text.replace('end = "2015-12-05T00:00:00"', 'end = "2015-12-04T02:00:00"')
+    text = text.replace('dtype = "float32"', 'dtype = "float32"\nblock_s = 1800.0')
+    text = text.replace('kind = "local"', 'kind = "local"\ndashboard = false')
+    cfg.write_text(text)
+    assert main(["run", str(cfg), "--workers", "1", "--quiet"]) == 0
+    return d / "results.zarr"
+
+
+@pytest.fixture
+def store_copy(store, tmp_path):
+    dst = tmp_path / "copy.zarr"
+    shutil.copytree(store, dst)
+    return dst
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("scatflow: error: "), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+# -- info ---------------------------------------------------------------------------------------
+def test_info_names_station_channels_windows_blocks(store, capsys):
+    assert main(["info", str(store)]) == 0
+    out = capsys.readouterr().out
+    n = xr.open_zarr(store, group=GROUP, consolidated=False).sizes["time"]
+    assert n == 359
+    assert GROUP in out
+    assert re.search(r"channels:\s+3 \(", out), out
+    for ch in CHANNELS:
+        assert ch in out
+    assert re.search(rf"windows:\s+{n}\b", out), out
+    assert re.search(r"blocks:\s+4/4 complete", out), out
+    assert "2015-12-04T00:00:00Z .. 2015-12-04T02:00:00Z" in out  # first start .. last end
+    assert "scatflow:   0." in out and "median" in out and "octaves=6" in out
+    assert "runs:       1, last " in out
+    assert "data missing" not in out and "failed:" not in out and "not done" not in out
+    # Full coverage, no NaN windows in the synthetic day.
+    for ch in CHANNELS:
+        assert re.search(rf"{re.escape(ch)}\s+1\.0000\s+0\.00%", out), out
+
+
+def test_deleted_chunks_reported_as_data_missing(store_copy, capsys):
+    assert missing_blocks(store_copy, GROUP) == []
+    group_dir = store_copy / GROUP
+    # The layout the check relies on: zarr v3 default chunk keys, c/<time chunk>/<other chunks>.
+    assert (group_dir / "coverage" / "c" / "1" / "0").is_file()
+    for var in ("coverage", "order_1", "order_2"):
+        shutil.rmtree(group_dir / var / "c" / "1")
+    # Only the second-order data of block 3 deleted: caught too (that block has fully covered windows).
+    shutil.rmtree(group_dir / "order_2" / "c" / "3")
+    assert missing_blocks(store_copy, GROUP) == [1, 3]
+
+    assert main(["info", str(store_copy)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"blocks:\s+2/4 complete", out), out
+    line = next(ln for ln in out.splitlines() if "incomplete (data missing)" in ln)
+    assert "1, 3" in line
+    # Coverage and NaN fraction are over the remaining complete blocks (2 x 90 windows).
+    assert "0/180" in out
+
+
+def test_failed_pending_and_nan_windows(store_copy, capsys):
+    import zarr
+
+    from scatflow.store import Store
+
+    Store(store_copy).mark_block(GROUP, 2, 0, [], "X9.SV13.: no data between A and B")  # a failed block
+    g = zarr.open_group(store_copy, mode="r+", use_consolidated=False)[GROUP]
+    g["block_done"][3] = 50  # block 3 only partly written (90 expected): not done
+    o1 = g["order_1"][0:9]
+    o1[:, 2, 5] = np.nan  # 9 windows of HHZ with a NaN coefficient
+    g["order_1"][0:9] = o1
+    assert main(["info", str(store_copy)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"blocks:\s+2/4 complete", out), out
+    assert re.search(r"failed:\s+1 block\(s\)", out), out
+    assert "block 2 (2015-12-04T01:00:00Z .. 2015-12-04T01:30:20Z): X9.SV13.: no data between A and B" in out
+    assert re.search(r"not done:\s+block\(s\) 3", out), out
+    assert re.search(r"X9\.SV13\.\.HHZ\s+1\.0000\s+5\.00%", out), out  # 9 of 180 windows
+    assert "9/180 (5.00%)" in out
+    assert missing_blocks(store_copy, GROUP) == []
+
+
+def test_missing_blocks_unknown_group(store):
+    with pytest.raises(StoreError, match="X9.NOPE."):
+        missing_blocks(store, "X9.NOPE.")
+
+
+@pytest.mark.parametrize("kind", ["missing", "file", "empty_dir", "plain_zarr"])
+def test_info_not_a_store(tmp_path, capsys, kind):
+    path = tmp_path / "thing"
+    if kind == "file":
+        path.write_text("not a store\n")
+    elif kind == "empty_dir":
+        path.mkdir()
+    elif kind == "plain_zarr":
+        import zarr
+
+        zarr.open_group(path, mode="w", zarr_format=3).attrs["other"] = 1
+    assert main(["info", str(path)]) == 2
+    assert str(path) in one_error_line(capsys)
+    with pytest.raises(StoreError):
+        store_report(path)
+
+
+# -- plot ---------------------------------------------------------------------------------------
+def read_png(path: Path) -> np.ndarray:
+    import matplotlib.image as mpimg
+
+    assert path.read_bytes()[:8] == PNG_SIGNATURE
+    return mpimg.imread(path)
+
+
+def test_plot_default_output(store, capsys):
+    assert main(["plot", str(store)]) == 0
+    png = store.parent / f"results.{GROUP}.png"
+    assert f"wrote {png}" in capsys.readouterr().out
+    img = read_png(png)
+    w, h = plotmod.FIGSIZE
+    assert img.shape[:2] == (round(h * plotmod.DPI), round(w * plotmod.DPI))
+    assert img[..., :3].var() > 1e-3  # not blank
+
+
+def test_plot_options(store, tmp_path):
+    out = tmp_path / "sub.png"
+    path = plotmod.plot_store(store, output=out, station=GROUP, channel="X9.SV13..HHZ", f1=2.0,
+                              start="2015-12-04T00:30:00", end="2015-12-04T01:00:00Z")
+    assert Path(path) == out
+    assert read_png(out)[..., :3].var() > 1e-3
+
+
+def test_plot_unknown_channel(store, tmp_path, capsys):
+    assert main(["plot", str(store), "--channel", "HHZ", "-o", str(tmp_path / "x.png")]) == 2
+    line = one_error_line(capsys)
+    assert "'HHZ'" in line and "X9.SV13..HHZ" in line  # names it and lists the available ones
+    assert not (tmp_path / "x.png").exists()
+    with pytest.raises(ValueError, match="X9.SV99."):
+        plotmod.plot_store(store, station="X9.SV99.")
+
+
+def test_plot_empty_time_range(store, tmp_path, capsys):
+    assert main(["plot", str(store), "--start", "2016-01-01", "-o", str(tmp_path / "x.png")]) == 2
+    assert "no windows" in one_error_line(capsys)
