@@ -281,12 +281,11 @@ class _Plan:
         g = u.shape[0]
         size = self.sizes[level]
         cbuf, mbuf = ws[level]
-        # The forward transform runs in float64 even for float32 output: its rounding
-        # error scales with the row's norm, which the envelope's mean dominates, while
-        # the band-pass outputs can be orders of magnitude smaller than that mean.
-        u64 = np.asarray(u, dtype=np.float64)
-        mean = u64.mean(axis=-1, keepdims=True)
-        half = scipy.fft.rfft(u64 - mean, axis=-1, workers=1)
+        # Transform the demeaned row and put the mean back in the DC bin: FFT rounding error
+        # scales with the row's norm, which an envelope's mean dominates, while the band-pass
+        # outputs of the next layer can be orders of magnitude smaller than that mean.
+        mean = u.mean(axis=-1, keepdims=True, dtype=np.float64)
+        half = scipy.fft.rfft(u - mean.astype(u.dtype), axis=-1, workers=1)
         half[:, :1] += mean * self.bins
         # Rows are real, so the negative frequencies are the conjugate mirror.
         spec = np.empty((g, self.bins), dtype=self.ctype)
