@@ -55,17 +55,8 @@ def _log(quiet: bool):
 
 
 # -- example ------------------------------------------------------------------------------------
-EXAMPLE_CONFIG = """\
-# scatflow run configuration: the scatseisnet tutorial's transformation step.
-# Every key is documented in the README ("Configuration"). Relative paths are
-# relative to this file.
-
-[input]
-paths = ["{data}"]
-select = ["*.*.*.HH?"]
-start = "{start}"
-end = "{end}"
-
+# The tutorial's transformation step, shared by both example configs.
+_TUTORIAL_SECTIONS = """
 [network]
 window_s = 40.0
 overlap = 0.5
@@ -83,6 +74,18 @@ dtype = "float32"
 kind = "local"
 """
 
+EXAMPLE_CONFIG = """\
+# scatflow run configuration: the scatseisnet tutorial's transformation step.
+# Every key is documented in the README ("Configuration"). Relative paths are
+# relative to this file.
+
+[input]
+paths = ["{data}"]
+select = ["*.*.*.HH?"]
+start = "{start}"
+end = "{end}"
+""" + _TUTORIAL_SECTIONS
+
 ARCHIVE_CONFIG = """\
 # scatflow run configuration for the synthetic SDS archive (several stations,
 # several days, one station at another sampling rate, a gap and a missing day).
@@ -92,23 +95,7 @@ sds = "archive"
 select = ["X9.*.*.*"]
 start = "{start}"
 end = "{end}"
-
-[network]
-window_s = 40.0
-overlap = 0.5
-reduce = "median"
-layers = [
-  {{ octaves = 6, resolution = 4, quality = 2 }},
-  {{ octaves = 6, resolution = 1, quality = 2 }},
-]
-
-[output]
-store = "archive.zarr"
-dtype = "float32"
-
-[cluster]
-kind = "local"
-"""
+""" + _TUTORIAL_SECTIONS
 
 
 def cmd_example(args) -> int:
@@ -123,7 +110,7 @@ def cmd_example(args) -> int:
     if args.archive:
         info = example.write_archive(out / "archive", start=str(start.date), days=args.days)
         end = UTCDateTime(info["end"])
-        (out / "archive.toml").write_text(ARCHIVE_CONFIG.format(start=_iso(start), end=_iso(end)))
+        (out / "archive.toml").write_text(ARCHIVE_CONFIG.format(start=_iso(start), end=_iso(end), store="archive.zarr"))
         (out / "archive.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
         log(f"wrote an SDS archive ({len(info['stations'])} stations, {args.days} days) and {out / 'archive.toml'}")
         return 0

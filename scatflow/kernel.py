@@ -291,7 +291,7 @@ class _Plan:
         spec = np.empty((g, self.bins), dtype=self.ctype)
         nh = half.shape[-1]
         spec[:, :nh] = half
-        spec[:, nh:] = np.conj(half[:, 1 : self.bins - nh + 1][:, ::-1])
+        np.conjugate(half[:, 1 : self.bins - nh + 1][:, ::-1], out=spec[:, nh:])
         prod = cbuf[:g]
         np.multiply(spec[:, None, :], self.spectra[level][None], out=prod)
         prod = scipy.fft.ifft(prod, axis=-1, overwrite_x=True, workers=1)
@@ -325,11 +325,19 @@ class _Plan:
         return _median_inplace(sel)
 
 
+_UINT_OF = {4: np.uint32, 8: np.uint64}
+
+
 def _median_inplace(a: np.ndarray) -> np.ndarray:
-    """Median along the last axis, bitwise equal to ``np.median``; reorders ``a``."""
+    """Median along the last axis of non-negative values (moduli), bitwise equal to
+    ``np.median``; reorders ``a``.
+
+    Non-negative IEEE floats order like their bit patterns read as unsigned integers,
+    and NumPy partitions integers with SIMD, 2-3x faster than floats.
+    """
     k = a.shape[-1]
     half = k // 2
-    a.partition(half, axis=-1)
+    a.view(_UINT_OF[a.dtype.itemsize]).partition(half, axis=-1)
     upper = a[..., half]
     if k % 2:
         return upper.copy()

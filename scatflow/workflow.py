@@ -33,9 +33,14 @@ from .store import STORAGE_ERRNOS, Store, StoreError, now_iso, versions
 def design_record(cfg: Config) -> dict:
     """What must be identical between runs writing one store (compared key by key)."""
     net = cfg.network
-    layers = net["layers"]
-    if layers is None:
+    if net["layers"] is None:
         layers = load_network(net["design"]).design()["layers"]
+    else:  # the canonical form, so that quality = 2 and quality = 2.0 are the same design
+        layers = [
+            {"octaves": int(l["octaves"]), "resolution": int(l["resolution"]), "quality": float(l["quality"]),
+             "normalize_wavelet": l.get("normalize_wavelet")}
+            for l in net["layers"]
+        ]
     return {
         "layers": layers,
         "window_s": net["window_s"],
@@ -316,6 +321,13 @@ def run_block(task: dict) -> dict:
         if not recorded.any():
             raise InputError(f"{st.key}: no data between {t0} and {t1}")
         cov = windows.coverage(recorded, grid.bins, grid.hop, n)
+        min_coverage = task["design"]["min_coverage"]
+        if not ((cov >= min_coverage) & (cov > 0)).any():
+            # Nothing to compute: fail (and retry on the next run, when the data may have come)
+            # rather than mark a block of NaN done.
+            raise InputError(
+                f"{st.key}: no window has enough data (min_coverage {min_coverage}) between {t0} and {t1}"
+            )
         net = station_network(task["design"], grid.bins, grid.sampling_rate)
         dtype = np.dtype(task["design"]["dtype"])
         orders = coefficients(
@@ -323,7 +335,7 @@ def run_block(task: dict) -> dict:
             windows.window_view(data, grid.bins, grid.hop, n),
             windows.window_view(recorded, grid.bins, grid.hop, n),
             cov,
-            task["design"]["min_coverage"],
+            min_coverage,
             task["design"]["reduce"],
             dtype,
             threads=task.get("threads", 1),

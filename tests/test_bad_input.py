@@ -163,10 +163,12 @@ def test_archive_missing_channel_day_and_single_sample_day(sds_archive, tmp_path
         tr.write(str(p), format="MSEED")
     cfg = config(tmp_path / "c.toml", copy, "2015-12-05T00:00:00", "2015-12-05T02:00:00", "c.zarr",
                  ("X9.SV13.*.*", "X9.SV15.*.*"))
-    # SV15's second block has no sample at all: that block fails with its reason, the rest is done.
+    # SV15 has one sample that day: no window can be computed, so both its blocks fail with the
+    # reason (and are retried by the next run); SV13 is done.
     assert main(["run", str(cfg), "--quiet"]) == 1
     out = capsys.readouterr().out
-    assert "failed: 1" in out and "failed X9.SV15. block 1: X9.SV15.: no data between" in out
+    assert "failed: 2" in out and "failed X9.SV15. block 1: X9.SV15.: no data between" in out
+    assert "failed X9.SV15. block 0: X9.SV15.: no window has enough data (min_coverage 1.0)" in out
     sv13 = xr.open_zarr(tmp_path / "c.zarr", group="X9.SV13.", consolidated=False).load()
     hhn = list(sv13.channel.values).index("X9.SV13..HHN")
     assert (sv13.coverage.values[:, hhn] == 0).all() and np.isnan(sv13.order_1.values[:, hhn]).all()
@@ -174,7 +176,7 @@ def test_archive_missing_channel_day_and_single_sample_day(sds_archive, tmp_path
     assert np.isfinite(sv13.order_1.values[:, others]).all()
     sv15 = xr.open_zarr(tmp_path / "c.zarr", group="X9.SV15.", consolidated=False).load()
     assert np.isnan(sv15.order_1.values).all()  # a single sample never makes a window
-    assert list(sv15.block_done.values) == [180, 0] and "no data" in str(sv15.block_error.values[1])
+    assert list(sv15.block_done.values) == [0, 0] and "no data" in str(sv15.block_error.values[1])
 
 
 def test_more_octaves_than_the_window_resolves(tmp_path, capsys):

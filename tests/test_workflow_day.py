@@ -165,3 +165,20 @@ workers = 1
     assert_close(got.order_2.values, ref2, what="order_2")
     last = stream[0].data[-600:].astype(float)[None, None]
     assert_close(ds.order_1.values[-1:], net.transform(last, reduce_type=np.median)[0])
+
+
+def test_join_running_scheduler(example_day, tmp_path):
+    """`--scheduler ADDRESS` runs the blocks on an existing cluster; same numbers as the local run."""
+    from distributed import LocalCluster
+
+    root, store = example_day
+    config = tmp_path / "hour.toml"
+    config.write_text((root / "config.toml").read_text().replace("data/", f"{root}/data/"))
+    set_keys(config, dtype="float64", start="2015-12-04T06:00:00", end="2015-12-04T07:00:00", store="hour.zarr")
+    with LocalCluster(n_workers=1, threads_per_worker=1, host="127.0.0.1", dashboard_address=None) as cluster:
+        assert main(["run", str(config), "--scheduler", cluster.scheduler_address, "--quiet"]) == 0
+        assert len(cluster.scheduler.workers) == 1  # ran on that cluster, which is still up
+    got = xr.open_zarr(tmp_path / "hour.zarr", group="X9.SV13.", consolidated=False).load()
+    ref = xr.open_zarr(store, group="X9.SV13.", consolidated=False).sel(time=got.time).load()
+    assert got.sizes["time"] == 179
+    np.testing.assert_array_equal(got.order_2.values, ref.order_2.values)
