@@ -1,7 +1,6 @@
 """Bad input on the main path: one clear line, exit status 2, and no store left behind."""
 
 import json
-import re
 
 import numpy as np
 import obspy

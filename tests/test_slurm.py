@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import xarray as xr
 import zarr
-from test_archive import LAYERS, config
+from test_archive import config
 
 from scatflow.cli import main
 

@@ -1,7 +1,6 @@
 """The main workflow on the example day and on a real recording, against the seed notebook."""
 
 import json
-import os
 import re
 import subprocess
 import sys
