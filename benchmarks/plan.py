@@ -23,14 +23,17 @@ import obspy
 
 
 def build(root: Path, stations: int, days: int) -> int:
+    root.mkdir(parents=True, exist_ok=True)
     template = root / "template.mseed"
-    tr = obspy.Trace(np.zeros(100, dtype=np.int32), header={"sampling_rate": 50.0})
-    tr.write(str(template), format="MSEED", reclen=512)
     start = obspy.UTCDateTime("2015-01-01")
     count = 0
     for s in range(stations):
         sta = f"S{s:03d}"
         for cha in ("HHZ", "HHN", "HHE"):
+            # One real record per channel (the header planning reads), copied for every day.
+            tr = obspy.Trace(np.zeros(100, dtype=np.int32), header={
+                "network": "XX", "station": sta, "channel": cha, "sampling_rate": 50.0, "starttime": start})
+            tr.write(str(template), format="MSEED", reclen=512)
             for d in range(days):
                 day = start + d * 86400
                 folder = root / f"{day.year}" / "XX" / sta / f"{cha}.D"
