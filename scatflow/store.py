@@ -34,6 +34,7 @@ import xarray as xr
 import zarr
 
 from .dataset import freq_dims
+from .windows import computable
 
 LEDGER_VARS = ("block_done", "block_files", "block_error")
 
@@ -264,7 +265,7 @@ class Store:
                     group = zarr.open_group(self.path, mode="r", use_consolidated=False)[key]
                 chunk = group["coverage"].chunks[0]
                 cov = np.asarray(group["coverage"][b * chunk : (b + 1) * chunk])
-                if ((cov >= min_coverage) & (cov > 0)).any():
+                if computable(cov, min_coverage).any():
                     missing.append(b)
                     break
         return missing

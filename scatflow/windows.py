@@ -168,6 +168,12 @@ def coverage(recorded: np.ndarray, bins: int, hop: int, n: int) -> np.ndarray:
     return (counts / bins).T
 
 
+def computable(cov: np.ndarray, min_coverage: float) -> np.ndarray:
+    """Which (window, channel) pairs get coefficients: coverage at least ``min_coverage``
+    and at least one recorded sample (a window of nothing is never computed)."""
+    return (cov >= min_coverage) & (cov > 0)
+
+
 def fill_unrecorded(x: np.ndarray, rec: np.ndarray) -> np.ndarray:
     """Windows ``x`` with unrecorded samples (``rec`` False) replaced.
 

@@ -283,7 +283,7 @@ def coefficients(
         As :meth:`ScatteringNetwork.transform`.
     """
     n, c = cov.shape
-    ok = (cov >= min_coverage) & (cov > 0)
+    ok = windows.computable(cov, min_coverage)
     keep = ok.any(axis=1)
     out = [np.full((n, c, *shape), np.nan, dtype=dtype) for shape in network.shapes]
     if keep.any():
@@ -322,7 +322,7 @@ def run_block(task: dict) -> dict:
             raise InputError(f"{st.key}: no data between {t0} and {t1}")
         cov = windows.coverage(recorded, grid.bins, grid.hop, n)
         min_coverage = task["design"]["min_coverage"]
-        if not ((cov >= min_coverage) & (cov > 0)).any():
+        if not windows.computable(cov, min_coverage).any():
             # Nothing to compute: fail (and retry on the next run, when the data may have come)
             # rather than mark a block of NaN done.
             raise InputError(
