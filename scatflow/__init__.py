@@ -7,9 +7,28 @@ The public surface: :class:`ScatteringNetwork` (a drop-in for scatseisnet's),
 
 __version__ = "0.1.0"
 
-from .design import load_network  # noqa: E402
-from .network import MorletBank, ScatteringNetwork  # noqa: E402
-from .workflow import transform_stream  # noqa: E402
+# Imported on first use (PEP 562): ``scatflow.cli`` and the worker processes it spawns then
+# start without paying ~0.8 s for obspy, xarray and zarr before they need them.
+_LAZY = {
+    "load_network": ".design",
+    "MorletBank": ".network",
+    "ScatteringNetwork": ".network",
+    "transform_stream": ".workflow",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'scatflow' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
 
 
 def open_results(path):

@@ -136,9 +136,8 @@ def _iso(t) -> str:
 
 # -- run ------------------------------------------------------------------------------------------
 def cmd_run(args) -> int:
-    from . import cluster, workflow
+    from . import cluster
     from .config import load_config
-    from .store import Store
 
     overrides = {"cluster": {}}
     if args.cluster:
@@ -150,6 +149,9 @@ def cmd_run(args) -> int:
     cfg = load_config(args.config, overrides)
     log = _log(args.quiet)
     if args.dry_run:
+        from . import workflow
+        from .store import Store
+
         plan = workflow.make_plan(cfg, Store(cfg.output["store"]), fresh=args.overwrite)
         print(f"plan: {plan.tasks} block(s) to compute into {cfg.output['store']}")
         print(plan.describe())
@@ -158,6 +160,10 @@ def cmd_run(args) -> int:
             print(f"\njob script each {cfg.cluster['kind']} worker job would run (not submitted):\n{script}")
         return 0
     with cluster.connect(cfg.cluster, log=log) as client:
+        # Imported once the cluster is starting: a local cluster's worker processes start
+        # while the driver loads obspy, xarray and zarr (~0.8 s) and plans.
+        from . import workflow
+
         summary = workflow.run(cfg, client, overwrite=args.overwrite, progress=Progress(enabled=not args.quiet), log=log)
     print(summary.text())
     print(f"store: {cfg.output['store']}")

@@ -15,7 +15,6 @@ import tempfile
 import typing as T
 
 from .config import ConfigError
-from .kernel import default_threads
 
 # [cluster] keys passed straight to dask-jobqueue when set.
 JOB_KEYS = (
@@ -27,10 +26,15 @@ JOB_KEYS = (
 def _local(cfg: dict, log):
     from distributed import Client, LocalCluster
 
+    from .kernel import default_threads
+
     workers = cfg.get("workers") or default_threads()
     threads = cfg.get("threads_per_worker") or 1
     cluster = LocalCluster(
-        n_workers=workers,
+        # No worker yet: the scheduler is up at once, and scale() below starts the worker
+        # processes in the background (~1.5 s of imports each) while the driver plans and
+        # prepares the store; the run waits for them only when it submits (see ready()).
+        n_workers=0,
         threads_per_worker=threads,
         processes=True,
         memory_limit=cfg.get("memory_limit") or "auto",
@@ -40,10 +44,27 @@ def _local(cfg: dict, log):
         silence_logs=40,
     )
     client = Client(cluster)
+    # After the client: a Client created while workers are starting waits for them.
+    cluster.scale(workers)
+    client.scatflow_ready = lambda: _wait_local_workers(client, workers)
     if cfg.get("dashboard", True) and client.dashboard_link:
         log(f"dashboard: {client.dashboard_link}")
     log(f"local cluster: {workers} worker process(es) x {threads} thread(s)")
     return client, cluster, workers * threads
+
+
+#: Seconds a local run waits for its first worker process before giving up.
+LOCAL_START_TIMEOUT = 120
+
+
+def _wait_local_workers(client, workers: int) -> None:
+    try:
+        client.wait_for_workers(1, timeout=LOCAL_START_TIMEOUT)
+    except TimeoutError:
+        raise ConfigError(
+            f"cluster: none of the {workers} local worker process(es) started within "
+            f"{LOCAL_START_TIMEOUT} s; their errors are logged above"
+        ) from None
 
 
 def _address(cfg: dict, log):

@@ -32,7 +32,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import scipy.fft
-from scipy.signal.windows import tukey
 
 #: Bytes of complex values in one group of rows (one layer, one thread): cache-sized;
 #: 2 MiB measured fastest on a 2-core machine in both precisions.
@@ -139,6 +138,10 @@ def taper_window(bins: int, taper_alpha: float) -> np.ndarray:
     alpha = float(taper_alpha)
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"taper_alpha must be in [0, 1], got {taper_alpha!r}")
+    # Imported here: scipy.signal costs ~0.6 s to import, paid by every worker process,
+    # and only tapered transforms need it.
+    from scipy.signal.windows import tukey
+
     return tukey(bins, alpha=alpha)
 
 

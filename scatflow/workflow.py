@@ -509,6 +509,8 @@ def run(cfg: Config, client, overwrite: bool = False, progress=None, log=print) 
         except OSError as exc:
             raise StoreError(f"output store {store.path} cannot be written ({exc.strerror or exc})") from None
         log(f"plan: {plan.tasks} block(s) to compute\n{plan.describe()}")
+        # A local cluster starts its workers while the driver plans: wait for them only now.
+        getattr(client, "scatflow_ready", lambda: None)()
         summary = execute(plan, store, client, progress)
         try:
             _record_run(store, summary, started)

@@ -181,3 +181,18 @@ def test_join_running_scheduler(example_day, tmp_path):
     ref = xr.open_zarr(store, group="X9.SV13.", consolidated=False).sel(time=got.time).load()
     assert got.sizes["time"] == 179
     np.testing.assert_array_equal(got.order_2.values, ref.order_2.values)
+
+
+def test_cli_starts_the_cluster_before_the_heavy_imports():
+    """`scatflow run` starts the local workers before it loads obspy's readers, xarray and zarr, so
+    the workers' start overlaps the driver's imports and planning; the public names still resolve."""
+    code = (
+        "import sys\n"
+        "import scatflow.cli, scatflow.cluster, scatflow.config\n"
+        "heavy = [m for m in ('xarray', 'zarr', 'dask.array', 'scipy.signal', 'scatflow.workflow') if m in sys.modules]\n"
+        "print(heavy)\n"
+        "import scatflow\n"
+        "print(scatflow.ScatteringNetwork.__name__, scatflow.transform_stream.__name__, scatflow.load_network.__name__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out == ["[]", "ScatteringNetwork transform_stream load_network"]
