@@ -25,7 +25,7 @@ from . import dataset, windows
 from .config import Config, ConfigError, samples
 from .design import load_network
 from .network import ScatteringNetwork
-from .sources import FileSource, InputError, SDSSource, Source, Station, make_source
+from .sources import FileSource, InputError, SDSSource, Source, Station, make_source, nominal_rate
 from .store import STORAGE_ERRNOS, Store, StoreError, now_iso, versions
 
 
@@ -598,7 +598,8 @@ def transform_stream(
         raise InputError(f"transform_stream: expected one station, got {sorted(keys)}")
     channels = sorted({tr.id for tr in stream})
     rates = {tr.id: float(tr.stats.sampling_rate) for tr in stream}
-    rate = rates[channels[0]]
+    # As the file and SDS inputs do: 49.9999 Hz reported is 50 Hz nominal.
+    rate = nominal_rate(rates[channels[0]])
     if any(abs(r - rate) > windows.RATE_TOLERANCE * rate for r in rates.values()):
         raise InputError(f"transform_stream: channels have different sampling rates {rates}")
     if network is None:

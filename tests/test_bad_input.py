@@ -141,6 +141,18 @@ def test_nan_samples_fail_the_block_with_reason(tmp_path, capsys):
     assert "NaN" in str(ds.block_error.values[0]) and ds.block_done.values[0] == 0
 
 
+def test_in_memory_api_takes_a_near_nominal_rate_as_nominal():
+    """transform_stream treats 19.99999 Hz as 20 Hz, as the file and SDS inputs do."""
+    clean = noise_trace(rate=20.0, seconds=200)
+    off = clean.copy()
+    off.stats.sampling_rate = 19.99999
+    want = scatflow.transform_stream(obspy.Stream([clean]), layers=LAYERS, window_s=10.0).compute()
+    got = scatflow.transform_stream(obspy.Stream([off]), layers=LAYERS, window_s=10.0).compute()
+    assert got.attrs["sampling_rate_hz"] == 20.0 and got.sizes["time"] == want.sizes["time"] > 0
+    np.testing.assert_array_equal(got.order_2.values, want.order_2.values)
+    np.testing.assert_array_equal(got.time.values, want.time.values)
+
+
 def test_masked_stream_in_memory_api():
     tr = noise_trace(rate=20.0, seconds=200)
     tr.data = np.ma.masked_array(tr.data, mask=np.zeros(tr.stats.npts, bool))
