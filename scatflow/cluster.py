@@ -42,6 +42,8 @@ def _local(cfg: dict, log):
         host="127.0.0.1",
         dashboard_address="127.0.0.1:8787" if cfg.get("dashboard", True) else None,
         silence_logs=40,
+        # Filters distributed's benign shutdown races out of the workers' stderr (see _workerlog).
+        preload=["scatflow._workerlog"],
     )
     client = Client(cluster)
     # After the client: a Client created while workers are starting waits for them.

@@ -225,6 +225,40 @@ def test_local_cluster_listens_on_loopback_only():
         assert client.dashboard_link.startswith("http://127.0.0.1:")
 
 
+WORKER_LOGS = """
+import asyncio, logging, sys
+from scatflow import cluster
+
+async def arm(dask_worker):
+    log = logging.getLogger("distributed.worker")
+    log.error("marker: logged while running")
+
+    async def late():
+        while dask_worker.status.name not in ("closing", "closed"):
+            await asyncio.sleep(0.005)
+        # What distributed's own in-flight heartbeat logs when the pool closes under it.
+        log.error("marker: logged while closing")
+
+    asyncio.ensure_future(late())
+
+with cluster.connect({"kind": "local", "workers": 1, "dashboard": False}, log=lambda m: None) as client:
+    client.scatflow_ready()
+    client.run(arm)
+"""
+
+
+def test_local_workers_keep_errors_but_not_shutdown_races(tmp_path):
+    """A worker's errors reach stderr while it runs; once it is closing they are teardown races."""
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-c", WORKER_LOGS], capture_output=True, text=True, timeout=120,
+                         cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "marker: logged while running" in res.stderr
+    assert "marker: logged while closing" not in res.stderr, res.stderr
+
+
 def test_job_schedulers_use_tls_by_default():
     pytest.importorskip("dask_jobqueue")
     base = {"kind": "slurm", "queue": "debug", "cores": 1, "memory": "1GB", "processes": 1, "jobs": 1,

@@ -1,0 +1,37 @@
+"""Worker preload: keep distributed's shutdown races out of the user's terminal.
+
+When a local cluster closes, a worker stops its periodic callbacks and then closes
+its connection pool; a heartbeat already in flight then fails and ``distributed``
+logs it at ERROR with a full traceback (dask/distributed#7105). The run itself is
+over and nothing is lost, but the CLI promises one line on stderr per error.
+This filter drops ``distributed.*`` records below CRITICAL emitted by a worker that
+is already closing; everything a running worker logs still reaches stderr.
+"""
+
+from __future__ import annotations
+
+import logging
+
+CLOSING = ("closing", "closed")
+
+
+class ClosingNoise(logging.Filter):
+    """Drop ``distributed`` log records below CRITICAL once ``worker`` is closing."""
+
+    def __init__(self, worker):
+        super().__init__()
+        self.worker = worker
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("distributed") or record.levelno >= logging.CRITICAL:
+            return True
+        status = getattr(self.worker, "status", None)
+        return getattr(status, "name", status) not in CLOSING
+
+
+def dask_setup(worker) -> None:
+    """Called by ``distributed`` in each worker process (``preload``)."""
+    noise = ClosingNoise(worker)
+    for handler in logging.getLogger("distributed").handlers + logging.getLogger().handlers:
+        if not any(isinstance(f, ClosingNoise) for f in handler.filters):
+            handler.addFilter(noise)
