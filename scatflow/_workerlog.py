@@ -25,8 +25,7 @@ class ClosingNoise(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not record.name.startswith("distributed") or record.levelno >= logging.CRITICAL:
             return True
-        status = getattr(self.worker, "status", None)
-        return getattr(status, "name", status) not in CLOSING
+        return self.worker.status.name not in CLOSING
 
 
 def dask_setup(worker) -> None:

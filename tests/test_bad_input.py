@@ -3,6 +3,8 @@ skip or failure with its reason, or correct numbers) — never a traceback, neve
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -226,7 +228,7 @@ def test_local_cluster_listens_on_loopback_only():
 
 
 WORKER_LOGS = """
-import asyncio, logging, sys
+import asyncio, logging
 from scatflow import cluster
 
 async def arm(dask_worker):
@@ -249,9 +251,6 @@ with cluster.connect({"kind": "local", "workers": 1, "dashboard": False}, log=la
 
 def test_local_workers_keep_errors_but_not_shutdown_races(tmp_path):
     """A worker's errors reach stderr while it runs; once it is closing they are teardown races."""
-    import subprocess
-    import sys
-
     res = subprocess.run([sys.executable, "-c", WORKER_LOGS], capture_output=True, text=True, timeout=120,
                          cwd=tmp_path)
     assert res.returncode == 0, res.stderr
