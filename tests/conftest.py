@@ -28,7 +28,7 @@ def rng():
 @pytest.fixture(scope="session")
 def sds_archive(tmp_path_factory):
     """The synthetic two-day SDS archive of ``scatflow example --archive`` (shared, read-only)."""
-    from scatflow.example import write_archive
+    from scatflow.synthetic import write_archive
 
     root = tmp_path_factory.mktemp("sds") / "archive"
     info = write_archive(root, days=2)

@@ -7,7 +7,7 @@ import pytest
 from obspy import Stream, UTCDateTime, read
 from obspy.clients.filesystem.sds import Client
 
-from scatflow.example import synthetic_day, write_archive, write_day
+from scatflow.synthetic import synthetic_day, write_archive, write_day
 
 DAY = 86400
 START = UTCDateTime("2015-12-04T00:00:00")

@@ -13,7 +13,7 @@ import xarray as xr
 import scatflow
 from scatflow.cli import EXAMPLE_CONFIG, main
 from scatflow.config import load_config, parse_config
-from scatflow.example import write_day
+from scatflow.synthetic import write_day
 
 WORKFLOWS = Path(__file__).resolve().parent.parent / "workflows"
 TUTORIAL = WORKFLOWS / "tutorial.toml"

@@ -12,7 +12,7 @@ Usage
     python workflows/notebook.py [DAY.mseed] [--start UTC] [--end UTC] [--out DIR]
 
 Without ``DAY.mseed`` a synthetic day (2015-12-04, station X9.SV13, 50 Hz) is
-generated with :func:`scatflow.example.write_day`. The file must hold one
+generated with :func:`scatflow.synthetic.write_day`. The file must hold one
 station (``NET.STA.LOC``) at one sampling rate.
 
 Outputs (in ``--out``, default the current folder)
@@ -40,7 +40,7 @@ from dask.diagnostics import ProgressBar
 from matplotlib.colors import LogNorm
 
 import scatflow
-from scatflow.example import write_day
+from scatflow.synthetic import write_day
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("mseed", nargs="?", help="miniSEED file of one station (default: a synthetic day)")
