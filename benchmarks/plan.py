@@ -53,7 +53,7 @@ def main(argv=None) -> None:
 
     from scatflow.config import parse_config
     from scatflow.store import Store
-    from scatflow.workflow import make_plan
+    from scatflow.plan import make_plan
 
     work = Path(args.workdir)
     shutil.rmtree(work, ignore_errors=True)

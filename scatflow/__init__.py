@@ -13,7 +13,7 @@ _LAZY = {
     "load_network": ".design",
     "MorletBank": ".network",
     "ScatteringNetwork": ".network",
-    "transform_stream": ".workflow",
+    "transform_stream": ".stream",
 }
 
 

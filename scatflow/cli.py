@@ -101,14 +101,14 @@ end = "{end}"
 def cmd_example(args) -> int:
     from obspy import UTCDateTime
 
-    from . import example
+    from . import synthetic
 
     out = Path(args.dir)
     out.mkdir(parents=True, exist_ok=True)
     log = _log(args.quiet)
     start = UTCDateTime(args.start)
     if args.archive:
-        info = example.write_archive(out / "archive", start=str(start.date), days=args.days)
+        info = synthetic.write_archive(out / "archive", start=str(start.date), days=args.days)
         end = UTCDateTime(info["end"])
         (out / "archive.toml").write_text(ARCHIVE_CONFIG.format(start=_iso(start), end=_iso(end), store="archive.zarr"))
         (out / "archive.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
@@ -119,7 +119,7 @@ def cmd_example(args) -> int:
     rate = 50.0
     # One day plus the next midnight's sample, as a data centre returns an inclusive end time:
     # then ObsPy's Stream.slide(40, 20) gives the tutorial's 4319 windows.
-    path = example.write_day(data / f"X9.SV13..HH.{start.strftime('%Y.%j')}.mseed", start=_iso(start),
+    path = synthetic.write_day(data / f"X9.SV13..HH.{start.strftime('%Y.%j')}.mseed", start=_iso(start),
                              sampling_rate=rate, duration_s=86400 + 1 / rate)
     end = start + 86400
     (out / "config.toml").write_text(
@@ -139,32 +139,34 @@ def cmd_run(args) -> int:
     from . import cluster
     from .config import load_config
 
+    from .errors import ConfigError
+
+    if args.cluster and args.scheduler:
+        raise ConfigError(f"give --cluster ({args.cluster}) or --scheduler ({args.scheduler}), not both")
     overrides = {"cluster": {}}
-    if args.cluster:
-        overrides["cluster"]["kind"] = args.cluster
-    if args.scheduler:
-        overrides["cluster"]["kind"] = args.scheduler
+    if args.cluster or args.scheduler:
+        overrides["cluster"]["kind"] = args.cluster or args.scheduler
     if args.workers:
         overrides["cluster"]["workers"] = args.workers
     cfg = load_config(args.config, overrides)
     log = _log(args.quiet)
     if args.dry_run:
-        from . import workflow
+        from .plan import make_plan
         from .store import Store
 
-        plan = workflow.make_plan(cfg, Store(cfg.output["store"]), fresh=args.overwrite)
+        plan = make_plan(cfg, Store(cfg.output["store"]), fresh=args.overwrite)
         print(f"plan: {plan.tasks} block(s) to compute into {cfg.output['store']}")
         print(plan.describe())
         script = cluster.job_script(cfg.cluster)
         if script:
             print(f"\njob script each {cfg.cluster['kind']} worker job would run (not submitted):\n{script}")
         return 0
-    with cluster.connect(cfg.cluster, log=log) as client:
+    with cluster.connect(cfg.cluster, log=log) as handle:
         # Imported once the cluster is starting: a local cluster's worker processes start
         # while the driver loads obspy, xarray and zarr (~0.8 s) and plans.
-        from . import workflow
+        from .run import run
 
-        summary = workflow.run(cfg, client, overwrite=args.overwrite, progress=Progress(enabled=not args.quiet), log=log)
+        summary = run(cfg, handle, overwrite=args.overwrite, progress=Progress(enabled=not args.quiet), log=log)
     print(summary.text())
     print(f"store: {cfg.output['store']}")
     return 0 if summary.ok else 1
@@ -240,19 +242,12 @@ def main(argv=None) -> int:
         return 130
     except Exception as exc:  # noqa: BLE001 - one line for users; --debug for the traceback
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        known = _known_errors()
-        if not isinstance(exc, known):
+        from .errors import USER_ERRORS
+
+        if not isinstance(exc, USER_ERRORS):
             msg = f"{type(exc).__name__}: {msg} (run with --debug for the traceback)"
         print(f"scatflow: error: {msg}", file=sys.stderr)
         return 2
-
-
-def _known_errors():
-    from .config import ConfigError
-    from .sources import InputError
-    from .store import StoreError
-
-    return (ConfigError, InputError, StoreError, FileNotFoundError, PermissionError)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,20 +1,57 @@
 """Where the tasks run: a local Dask cluster (default), a running scheduler, or worker
 jobs on SLURM, PBS or SGE through dask-jobqueue.
 
-Each kind is one entry of :data:`KINDS`; the workflow only sees a
-``distributed.Client``. Job-scheduler settings left unset in the config keep
+Each kind is one entry of :data:`KINDS`, a function that starts it and returns a
+:class:`Cluster` handle; the run only sees that handle. Job-scheduler settings left unset in the config keep
 the defaults of dask's ``jobqueue.yaml`` (``deploy/jobqueue.yaml`` is a ready one).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shutil
 import tempfile
 import typing as T
 
-from .config import ConfigError
+from .config import thaw
+from .errors import ConfigError
+
+
+def _nothing() -> None:
+    return None
+
+
+@dataclasses.dataclass
+class Cluster:
+    """A running cluster as the run sees it.
+
+    Attributes
+    ----------
+    client : distributed.Client
+    slots : int
+        Task slots expected (workers x threads), to bound the tasks in flight.
+    wait_ready : callable
+        Blocks until the cluster can run tasks; raises ConfigError naming why not.
+    cluster : object or None
+        The cluster object we started (None when joining a running scheduler).
+    cleanup : callable
+        Run after the cluster is closed (removes temporary certificates).
+    """
+
+    client: T.Any
+    slots: int
+    wait_ready: T.Callable[[], None] = _nothing
+    cluster: T.Any = None
+    cleanup: T.Callable[[], None] = _nothing
+
+    def close(self) -> None:
+        """Close the client, then the cluster we started, then clean up."""
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+            self.cleanup()
 
 # [cluster] keys passed straight to dask-jobqueue when set.
 JOB_KEYS = (
@@ -48,11 +85,10 @@ def _local(cfg: dict, log):
     client = Client(cluster)
     # After the client: a Client created while workers are starting waits for them.
     cluster.scale(workers)
-    client.scatflow_ready = lambda: _wait_local_workers(client, workers)
     if cfg.get("dashboard", True) and client.dashboard_link:
         log(f"dashboard: {client.dashboard_link}")
     log(f"local cluster: {workers} worker process(es) x {threads} thread(s)")
-    return client, cluster, workers * threads
+    return Cluster(client, workers * threads, lambda: _wait_local_workers(client, workers), cluster)
 
 
 #: Seconds a local run waits for its first worker process before giving up.
@@ -76,7 +112,7 @@ def _address(cfg: dict, log):
     log(f"connected to scheduler {cfg['kind']} ({len(client.nthreads())} worker(s))")
     if client.dashboard_link:
         log(f"dashboard: {client.dashboard_link}")
-    return client, None, max(1, sum(client.nthreads().values()))
+    return Cluster(client, max(1, sum(client.nthreads().values())))
 
 
 def job_cluster(cfg: dict, tls_dir: str | None = None):
@@ -92,7 +128,7 @@ def job_cluster(cfg: dict, tls_dir: str | None = None):
     cls = {"slurm": dask_jobqueue.SLURMCluster, "pbs": dask_jobqueue.PBSCluster, "sge": dask_jobqueue.SGECluster}[
         cfg["kind"]
     ]
-    kwargs = {k: cfg[k] for k in JOB_KEYS if cfg.get(k) is not None}
+    kwargs = {k: thaw(cfg[k]) for k in JOB_KEYS if cfg.get(k) is not None}
     if cfg.get("lifetime"):
         # Retire before the walltime kills the job; adapt() below submits the replacements.
         # No --lifetime-restart: that restarts inside the same job, which still hits its walltime.
@@ -133,7 +169,6 @@ def _jobs(cfg: dict, log):
 
     tls_dir = _tls_dir()
     cluster = job_cluster(cfg, tls_dir)
-    cluster.scatflow_cleanup = lambda: _remove_tls(cluster, tls_dir)
     lo, hi = cfg.get("minimum_jobs"), cfg.get("maximum_jobs")
     if lo is not None or hi is not None:
         cluster.adapt(minimum_jobs=lo or 0, maximum_jobs=hi or max(lo or 1, 1))
@@ -151,35 +186,30 @@ def _jobs(cfg: dict, log):
     log("waiting for the first worker job to start...")
     client.wait_for_workers(1)
     slots = expected * (cfg.get("cores") or max(1, sum(client.nthreads().values())))
-    return client, cluster, slots
+    return Cluster(client, slots, cluster=cluster, cleanup=lambda: _remove_tls(cluster, tls_dir))
 
 
-KINDS: dict[str, T.Callable] = {"local": _local, "slurm": _jobs, "pbs": _jobs, "sge": _jobs}
+KINDS: dict[str, T.Callable[..., Cluster]] = {"local": _local, "slurm": _jobs, "pbs": _jobs, "sge": _jobs}
 
 
 @contextlib.contextmanager
-def connect(cfg: dict, log=print):
-    """A ``distributed.Client`` for the ``[cluster]`` config section, closed on exit.
+def connect(cfg: T.Mapping, log=print) -> T.Iterator[Cluster]:
+    """Start (or join) the cluster of the ``[cluster]`` config section; closed on exit.
 
     Yields
     ------
-    client : distributed.Client
-        Its ``scatflow_slots`` attribute is the number of task slots expected
-        (workers x threads), used to bound the tasks in flight.
+    Cluster
+        The client, its task slots and a readiness wait.
     """
     kind = cfg.get("kind", "local")
     factory = KINDS.get(kind, _address if "://" in kind else None)
     if factory is None:
         raise ConfigError(f"cluster.kind: unknown kind {kind!r}")
-    client, cluster, slots = factory(cfg, log)
-    client.scatflow_slots = slots
+    handle = factory(cfg, log)
     try:
-        yield client
+        yield handle
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
-            getattr(cluster, "scatflow_cleanup", lambda: None)()
+        handle.close()
 
 
 def job_script(cfg: dict) -> str | None:

@@ -11,15 +11,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import tomllib
+import types
 import typing as T
 from pathlib import Path
 
-import numpy as np
 from obspy import UTCDateTime
 
-
-class ConfigError(ValueError):
-    """A configuration problem; the message names the file and key at fault."""
+from .errors import ConfigError
 
 
 _REQUIRED = object()
@@ -92,13 +90,17 @@ LAYER_KEYS = {"octaves": int, "resolution": int, "quality": (int, float), "norma
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """A validated run configuration (see :data:`SCHEMA` for the keys)."""
+    """A validated run configuration (see :data:`SCHEMA` for the keys).
+
+    Sections are read-only mappings (lists inside them are tuples): a
+    validated configuration cannot be changed by the code that uses it.
+    """
 
     path: Path | None
-    input: dict
-    network: dict
-    output: dict
-    cluster: dict
+    input: T.Mapping
+    network: T.Mapping
+    output: T.Mapping
+    cluster: T.Mapping
 
     @property
     def store(self) -> Path:
@@ -107,16 +109,29 @@ class Config:
     @property
     def hop_s(self) -> float:
         """Seconds between window starts."""
-        return self.network["window_s"] * (1.0 - self.network["overlap"])
+        return hop_seconds(self.network)
 
     def resolved(self) -> dict:
         """The configuration as a plain dict (for provenance)."""
-        return {
-            "input": dict(self.input),
-            "network": dict(self.network),
-            "output": dict(self.output),
-            "cluster": dict(self.cluster),
-        }
+        return {name: thaw(getattr(self, name)) for name in SCHEMA}
+
+
+def freeze(value):
+    """A read-only copy: mappings become ``MappingProxyType``, lists tuples (recursively)."""
+    if isinstance(value, dict):
+        return types.MappingProxyType({k: freeze(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(freeze(v) for v in value)
+    return value
+
+
+def thaw(value):
+    """The plain dicts and lists of a :func:`freeze`-d value (for JSON and other libraries)."""
+    if isinstance(value, T.Mapping):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [thaw(v) for v in value]
+    return value
 
 
 def load_config(path: str | Path, overrides: dict | None = None) -> Config:
@@ -174,9 +189,8 @@ def parse_config(raw: dict, base: Path | None = None, source: str = "config") ->
             else:
                 values[key] = spec.default
         sections[name] = values
-    cfg = Config(path=None if base is None else Path(source), **sections)
-    _check(cfg, base, source)
-    return cfg
+    _check(sections, base, source)
+    return Config(path=None if base is None else Path(source), **{k: freeze(v) for k, v in sections.items()})
 
 
 def _typed(value, spec: Key, where: str):
@@ -196,13 +210,25 @@ def _type_names(types) -> str:
     return " or ".join(dict.fromkeys(names.get(t, t.__name__) for t in types))
 
 
-def _check(cfg: Config, base: Path | None, source: str) -> None:
-    inp, net, out, clu = cfg.input, cfg.network, cfg.output, cfg.cluster
+def hop_seconds(network: T.Mapping) -> float:
+    """Seconds between window starts of a ``[network]`` section: ``window_s * (1 - overlap)``."""
+    return network["window_s"] * (1.0 - network["overlap"])
+
+
+def _check(sections: dict, base: Path | None, source: str) -> None:
+    """Validate the sections and resolve their paths, in place, before they are frozen."""
 
     def resolve(p: str) -> str:
         q = Path(p).expanduser()
         return str(q if q.is_absolute() or base is None else (base / q))
 
+    _check_input(sections["input"], resolve, source)
+    _check_network(sections["network"], resolve, source)
+    _check_output(sections["output"], hop_seconds(sections["network"]), resolve, source)
+    _check_cluster(sections["cluster"], source)
+
+
+def _check_input(inp: dict, resolve, source: str) -> None:
     if (inp["paths"] is None) == (inp["sds"] is None):
         raise ConfigError(f"{source}: give exactly one of 'input.paths' or 'input.sds'")
     if inp["paths"] is not None:
@@ -225,6 +251,8 @@ def _check(cfg: Config, base: Path | None, source: str) -> None:
     if inp["start"] is not None and inp["end"] is not None and UTCDateTime(inp["end"]) <= UTCDateTime(inp["start"]):
         raise ConfigError(f"{source}: 'input.end' must be after 'input.start'")
 
+
+def _check_network(net: dict, resolve, source: str) -> None:
     window = net["window_s"]
     if not math.isfinite(window) or window <= 0:
         raise ConfigError(f"{source}: 'network.window_s' must be a positive number of seconds, got {window}")
@@ -243,16 +271,19 @@ def _check(cfg: Config, base: Path | None, source: str) -> None:
     else:
         net["design"] = resolve(net["design"])
 
+
+def _check_output(out: dict, hop: float, resolve, source: str) -> None:
     if out["dtype"] not in ("float32", "float64"):
         raise ConfigError(f"{source}: 'output.dtype' must be float32 or float64, got {out['dtype']!r}")
     out["store"] = resolve(out["store"])
-    hop = cfg.hop_s
     blocks = out["block_s"] / hop
     if out["block_s"] <= 0 or abs(blocks - round(blocks)) > 1e-9 or round(blocks) < 1:
         raise ConfigError(
             f"{source}: 'output.block_s' ({out['block_s']} s) must be a positive multiple of the hop ({hop} s)"
         )
 
+
+def _check_cluster(clu: dict, source: str) -> None:
     kind = clu["kind"]
     if kind not in CLUSTER_KINDS and not kind.startswith(("tcp://", "tls://", "inproc://", "ucx://")):
         raise ConfigError(
@@ -293,16 +324,3 @@ def _close_match(key: str, known) -> str | None:
 
     hits = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
     return hits[0] if hits else None
-
-
-def samples(seconds: float, rate: float, what: str) -> int:
-    """``seconds * rate`` as a whole number of samples, or a ConfigError naming ``what``."""
-    n = seconds * rate
-    if abs(n - round(n)) > 1e-6 * max(1.0, n) or round(n) < 1:
-        raise ConfigError(f"{what} of {seconds} s is not a whole number of samples at {rate} Hz")
-    return int(round(n))
-
-
-def as_datetime64(t: UTCDateTime) -> np.datetime64:
-    """An ObsPy time as ``datetime64[ns]`` (exact: ObsPy keeps integer nanoseconds)."""
-    return np.datetime64(t.ns, "ns")

@@ -1,4 +1,4 @@
-"""Labeled results: the xarray schema of SPEC section 3, in memory and as a store template.
+"""Labeled results: the dataset schema (docs/store-format.md), in memory and as a store template.
 
 Dimensions ``time``, ``channel``, ``f1``, ``f2`` (``f3``...); variables
 ``order_1``, ``order_2``... (pooled coefficients) and ``coverage``. This module

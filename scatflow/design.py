@@ -18,8 +18,6 @@ import numpy as np
 
 from .network import MorletBank, ScatteringNetwork, morlet
 
-BANK_KEYS = ("octaves", "resolution", "quality", "normalize_wavelet")
-
 
 def load_network(path: str | os.PathLike) -> ScatteringNetwork:
     """Load a network design from a scatflow JSON file or a scatseisnet pickle.

@@ -16,7 +16,7 @@ import warnings
 
 import numpy as np
 
-from .store import StoreError
+from .errors import StoreError
 
 #: At most this many time columns are drawn; longer spans are averaged over consecutive windows.
 MAX_COLUMNS = 3000
@@ -142,104 +142,121 @@ def plot_store(store, output=None, station=None, channel=None, f1=None, start=No
     ImportError
         matplotlib is not installed.
     """
-    import xarray as xr
+    from .reader import StoreReader
 
-    from .report import _open_root
-
-    Figure, FigureCanvasAgg = _import_matplotlib()
-    from matplotlib import dates as mdates
-
-    path = os.fspath(store)
-    root, _ = _open_root(path)
-    groups = sorted(name for name, _ in root.groups())
-    if not groups:
-        raise StoreError(f"{path}: the store has no station groups yet")
-    if station is None:
-        station = groups[0]
-    elif station not in groups:
-        raise StoreError(f"unknown station {station!r} in {path}; available: {', '.join(groups)}")
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        ds = xr.open_zarr(path, group=station, consolidated=False)
-    if "order_1" not in ds or "order_2" not in ds:
-        raise StoreError(f"{path}: group {station!r} has no order_1/order_2 coefficients")
-    channels = [str(c) for c in ds["channel"].values]
-    if channel is None:
-        channel = channels[0]
-    elif channel not in channels:
-        raise StoreError(f"unknown channel {channel!r} in {path} group {station!r}; available: {', '.join(channels)}")
-
-    out = os.fspath(output) if output is not None else default_output(path, station)
+    reader = StoreReader(store)
+    station, ds = _station(reader, station)
+    channel = _channel(ds, channel, reader.path, station)
+    out = os.fspath(output) if output is not None else default_output(reader.path, station)
     out_dir = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(out_dir):
         raise StoreError(f"cannot write {out}: directory {out_dir} does not exist")
-
-    t0, t1 = _utc(start, "start"), _utc(end, "end")
-    times_all = ds["time"].values
-    sel = ds.sel(channel=channel)
-    if t0 is not None or t1 is not None:
-        sel = sel.sel(time=slice(t0, t1))
-    n = sel.sizes["time"]
-    if n == 0:
-        span = (f"{np.datetime_as_string(times_all[0], 's')}Z .. {np.datetime_as_string(times_all[-1], 's')}Z"
-                if times_all.size else "no windows")
-        raise StoreError(f"no windows between {start or 'the start'} and {end or 'the end'} in {path} "
-                         f"group {station!r} (window starts span {span})")
-
+    sel = _time_range(ds.sel(channel=channel), start, end, f"{reader.path} group {station!r}")
     f1_all = np.asarray(ds["f1"].values, dtype=float)
     if f1 is None:
         f1_sel = float(np.sort(f1_all)[len(f1_all) // 2])
     else:
         f1_sel = float(f1_all[np.argmin(np.abs(np.log(f1_all) - np.log(f1)))]) if f1 > 0 else float(f1_all.min())
+    fig = _figure(sel, station, channel, f1_sel)
+    fig.savefig(out, format="png")
+    return out
 
-    hop_s = float(ds.attrs.get("hop_s") or 0.0)
-    window_s = float(ds.attrs.get("window_s") or 0.0)
+
+def _station(reader, station: str | None):
+    """The station group to draw (default the first) and its lazy dataset."""
+    groups = reader.stations
+    if not groups:
+        raise StoreError(f"{reader.path}: the store has no station groups yet")
+    if station is None:
+        station = groups[0]
+    elif station not in groups:
+        raise StoreError(f"unknown station {station!r} in {reader.path}; available: {', '.join(groups)}")
+    ds = reader.dataset(station)
+    if "order_1" not in ds or "order_2" not in ds:
+        raise StoreError(f"{reader.path}: group {station!r} has no order_1/order_2 coefficients")
+    return station, ds
+
+
+def _channel(ds, channel: str | None, path: str, station: str) -> str:
+    channels = [str(c) for c in ds["channel"].values]
+    if channel is None:
+        return channels[0]
+    if channel not in channels:
+        raise StoreError(f"unknown channel {channel!r} in {path} group {station!r}; available: {', '.join(channels)}")
+    return channel
+
+
+def _time_range(sel, start: str | None, end: str | None, where: str):
+    """``sel`` restricted to window starts in ``[start, end]``; a StoreError when none is."""
+    t0, t1 = _utc(start, "start"), _utc(end, "end")
+    times_all = sel["time"].values
+    if t0 is not None or t1 is not None:
+        sel = sel.sel(time=slice(t0, t1))
+    if sel.sizes["time"] == 0:
+        span = (f"{np.datetime_as_string(times_all[0], 's')}Z .. {np.datetime_as_string(times_all[-1], 's')}Z"
+                if times_all.size else "no windows")
+        raise StoreError(f"no windows between {start or 'the start'} and {end or 'the end'} in {where} "
+                         f"(window starts span {span})")
+    return sel
+
+
+def _columns(sel, f1_sel: float):
+    """Time-column edges (matplotlib date numbers) and the values of both panels.
+
+    Column j covers windows ``j*k .. j*k+k-1`` (``k`` = 1 unless the span has more
+    than ``MAX_COLUMNS`` windows), drawn centred on their centres, hop-wide per window.
+    """
+    from matplotlib import dates as mdates
+
+    n = sel.sizes["time"]
+    window_s = float(sel.attrs.get("window_s") or 0.0)
+    hop_s = float(sel.attrs.get("hop_s") or 0.0)
     times = sel["time"].values
     if not hop_s:
         hop_s = float(np.median(np.diff(times)) / np.timedelta64(1, "s")) if n > 1 else window_s or 1.0
     k = -(-n // MAX_COLUMNS)
-    o1 = _coarsen(sel["order_1"], k)
-    o2 = _coarsen(sel["order_2"].sel(f1=f1_sel), k)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        v1 = np.asarray(o1.values, dtype=np.float64)  # (columns, f1)
-        v2 = np.asarray(o2.values, dtype=np.float64)  # (columns, f2)
-    f2 = np.asarray(ds["f2"].values, dtype=float)
-
-    # Column j covers windows j*k .. j*k+k-1; draw it centred on their centres, hop-wide per window.
-    first = times[::k]
+        v1 = np.asarray(_coarsen(sel["order_1"], k).values, dtype=np.float64)  # (columns, f1)
+        v2 = np.asarray(_coarsen(sel["order_2"].sel(f1=f1_sel), k).values, dtype=np.float64)  # (columns, f2)
     hop = np.timedelta64(int(round(hop_s * 1e9)), "ns")
-    left = first + np.timedelta64(int(round(window_s * 1e9 / 2)), "ns") - hop / 2
+    left = times[::k] + np.timedelta64(int(round(window_s * 1e9 / 2)), "ns") - hop / 2
     edges = np.append(left, left[-1] + k * hop)
-    x_edges = mdates.date2num(edges.astype("datetime64[us]"))
+    return mdates.date2num(edges.astype("datetime64[us]")), v1, v2, k, hop_s
 
-    reduce = ds.attrs.get("reduce", "pooled")
+
+def _figure(sel, station: str, channel: str, f1_sel: float):
+    """The two-panel figure of one channel (``sel``: its windows in the time range)."""
+    Figure, FigureCanvasAgg = _import_matplotlib()
+    from matplotlib import dates as mdates
+
+    x_edges, v1, v2, k, hop_s = _columns(sel, f1_sel)
+    window_s = float(sel.attrs.get("window_s") or 0.0)
+    reduce = sel.attrs.get("reduce", "pooled")
     cmap = _cmap()
     fig = Figure(figsize=FIGSIZE, dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
     ax1, ax2 = fig.subplots(2, 1, sharex=True)
     avg = f", mean of {k} windows per column" if k > 1 else ""
     norm1, ok1 = _norm(v1)
-    _panel(fig, ax1, x_edges, f1_all, v1, ok1, norm1, cmap, f"{reduce} |U1| (counts)", "frequency f1 (Hz)",
-           f"{channel}: first-order scattering coefficients{avg}")
+    _panel(fig, ax1, x_edges, np.asarray(sel["f1"].values, dtype=float), v1, ok1, norm1, cmap,
+           f"{reduce} |U1| (counts)", "frequency f1 (Hz)", f"{channel}: first-order scattering coefficients{avg}")
     ax1.axhline(f1_sel, color="w", lw=0.8, ls="--", alpha=0.8)
     norm2, ok2 = _norm(v2)
-    _panel(fig, ax2, x_edges, f2, v2, ok2, norm2, cmap, f"{reduce} |U2| (counts)", "frequency f2 (Hz)",
+    _panel(fig, ax2, x_edges, np.asarray(sel["f2"].values, dtype=float), v2, ok2, norm2, cmap,
+           f"{reduce} |U2| (counts)", "frequency f2 (Hz)",
            f"{channel}: second-order scattering coefficients at f1 = {f1_sel:.3g} Hz{avg}")
-
     locator = mdates.AutoDateLocator(minticks=4, maxticks=10)
     ax2.xaxis.set_major_locator(locator)
     ax2.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, show_offset=True))
     ax2.set_xlim(x_edges[0], x_edges[-1])
     ax2.set_xlabel("Time (UTC)")
+    times = sel["time"].values
     span = (f"{np.datetime_as_string(times[0], 'm')} .. "
             f"{np.datetime_as_string(times[-1] + np.timedelta64(int(round(window_s * 1e9)), 'ns'), 'm')} UTC")
     fig.suptitle(f"Station {station}   {span}   ({window_s:g} s windows, {hop_s:g} s hop, {reduce} pooling)",
                  fontsize=12)
-
-    fig.savefig(out, format="png")
-    return out
+    return fig
 
 
 def _cmap():

@@ -18,9 +18,10 @@ import warnings
 import obspy
 from obspy import UTCDateTime
 
+from .errors import InputError
+from .grid import same_rate
 
-class InputError(ValueError):
-    """Unusable input; the message names the file or channel at fault."""
+
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,15 +100,11 @@ def _file_record(path: str) -> dict:
     return {"path": os.path.abspath(path), "size": st.st_size, "mtime": st.st_mtime}
 
 
-#: Rates within this relative distance of a round value (3 decimals) are taken as that value:
-#: digitisers report e.g. 49.9999 Hz for nominal 50 Hz.
-RATE_SNAP = 1e-4
-
-
 def nominal_rate(rate: float) -> float:
-    """The nominal sampling rate (Hz) of a reported ``rate``: rounded when within RATE_SNAP."""
+    """The nominal sampling rate (Hz) of a reported ``rate``: rounded to 3 decimals when that
+    is the same rate (:func:`scatflow.grid.same_rate`); digitisers report 49.9999 Hz for 50 Hz."""
     rounded = round(float(rate), 3)
-    if rounded > 0 and abs(rate - rounded) <= RATE_SNAP * rounded:
+    if rounded > 0 and same_rate(rate, rounded):
         return rounded
     return float(rate)
 
@@ -312,10 +309,6 @@ def _check_records(path: str, stream: obspy.Stream) -> None:
         raise InputError(
             f"{path}: truncated or damaged miniSEED ({size} bytes is not a whole number of {reclen}-byte records)"
         )
-
-
-def describe(stations: list[Station]) -> str:
-    return ", ".join(f"{s.key} ({len(s.channels)} ch @ {s.sampling_rate:g} Hz)" for s in stations)
 
 
 __all__ = ["InputError", "Station", "Source", "FileSource", "SDSSource", "make_source", "matches"]

@@ -1,53 +1,45 @@
-"""The Zarr store: the only module that opens a store for writing.
+"""The Zarr store layout: the only module that writes a store (``docs/store-format.md``).
 
 Layout (zarr format 3)::
 
     STORE/                       root attributes: "scatflow" (design, config, versions, runs)
-      NET.STA.LOC/               one group per station (SPEC section 4)
+      NET.STA.LOC/               one group per station
         time, channel, f1, f2    coordinates (time: int64 ns since 1970, chunked by block)
         order_1, order_2, coverage   chunked (block windows, all channels, all frequencies)
         block_done   (block,)    windows written by the block's task, 0 = not done (the ledger)
         block_files  (block,)    JSON list of input files the block read (path, size, mtime)
         block_error  (block,)    why the block failed ("" when it did not)
 
-Rules that keep parallel writers safe (see FACTS.md): the driver alone creates
-or grows groups and writes attributes; a worker writes only its own block's
-chunk-aligned time region and then its own ledger cells, data first, so a
-block is never marked done without its data. Consolidated metadata is dropped
-before any metadata change and rebuilt at the end of a run, so default opens
-never see stale metadata.
+Rules that keep parallel writers safe (``docs/architecture.md``): the driver
+alone creates or grows groups and writes attributes; a worker writes only its
+own block's chunk-aligned time region and then its own ledger cells, data
+first, so a block is never marked done without its data. Consolidated
+metadata is dropped before any metadata change and rebuilt at the end of a
+run, so default opens never see stale metadata.
 """
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import errno
 import json
 import os
-import socket
-import threading
-import time
 import warnings
 
 import numpy as np
 import xarray as xr
 import zarr
 
-from .dataset import freq_dims
+from .errors import StoreError
+from .grid import Blocks
+from .ledger import Ledger
 from .windows import computable
 
 LEDGER_VARS = ("block_done", "block_files", "block_error")
-
-
-class StoreError(ValueError):
-    """A store that cannot be used as asked; the message says why."""
-
-
+#: Arrays every scatflow station group holds.
+REQUIRED = ("time", "channel", "coverage", "order_1", "block_done")
 #: errno values that mean the output location cannot take more writes: stop the run.
 STORAGE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM}
-#: A lock not refreshed for this long (seconds) is stale even if its host cannot be asked.
-LOCK_STALE_S = 600
-LOCK_HEARTBEAT_S = 30
 
 
 def _compressor():
@@ -66,7 +58,7 @@ def encoding(ds: xr.Dataset, chunk: int) -> dict:
     return enc
 
 
-def _ledger(n_blocks: int) -> dict:
+def _ledger_vars(n_blocks: int) -> dict:
     # In-memory (not Dask) so the driver writes it with the metadata; all values equal the
     # fill values, so no chunk file appears until a task records its block.
     return {
@@ -76,15 +68,109 @@ def _ledger(n_blocks: int) -> dict:
     }
 
 
+# -- reading ------------------------------------------------------------------------------------
+def open_root(path: str | os.PathLike) -> tuple[zarr.Group, dict]:
+    """The root group (read-only) and its ``scatflow`` attribute.
+
+    Every open bypasses consolidated metadata, which may be stale or absent.
+
+    Raises
+    ------
+    StoreError
+        One line naming ``path`` when it is not a scatflow store.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise StoreError(f"{path}: no such store (the path does not exist)")
+    if not os.path.isdir(path):
+        raise StoreError(f"{path}: not a scatflow store (a file, not a Zarr directory)")
+    if not os.path.isfile(os.path.join(path, "zarr.json")):
+        hint = " (a Zarr v2 store?)" if os.path.isfile(os.path.join(path, ".zgroup")) else ""
+        raise StoreError(f"{path}: not a scatflow store (no zarr.json){hint}")
+    try:
+        root = zarr.open_group(path, mode="r", use_consolidated=False)
+        attrs = root.attrs.get("scatflow")
+    except Exception as exc:  # noqa: BLE001 - any failure here means "not a usable store"
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise StoreError(f"{path}: not a scatflow store ({type(exc).__name__}: {why})") from exc
+    if not isinstance(attrs, dict) or "design" not in attrs:
+        parent = os.path.dirname(os.path.normpath(path))
+        if parent and os.path.isfile(os.path.join(parent, "zarr.json")):
+            raise StoreError(f"{path}: not a scatflow store (a group inside a store? give the store directory)")
+        raise StoreError(f"{path}: a Zarr store not written by scatflow (no 'scatflow' root attribute)")
+    return root, attrs
+
+
+def group_names(root: zarr.Group) -> list[str]:
+    """Names of the root's groups (station groups), sorted."""
+    return sorted(name for name, _ in root.groups())
+
+
+def _chunk_present(arr: zarr.Array, coords: tuple[int, ...]) -> bool:
+    from zarr.core.sync import sync
+
+    key = arr.metadata.encode_chunk_key(coords)
+    return bool(sync(arr.store.exists(f"{arr.path}/{key}")))
+
+
+def block_has_data(group: zarr.Group, b: int, min_coverage: float) -> bool:
+    """Whether block ``b``'s data chunks are in ``group``.
+
+    Every written block has a ``coverage`` chunk; an ``order_*`` chunk may be
+    absent only when all its values are NaN (Zarr writes no empty chunk), which
+    the block's coverage tells.
+    """
+    cov = group["coverage"]
+    if not _chunk_present(cov, (b, 0)):
+        return False
+    for name in sorted(group.array_keys()):
+        if name.startswith("order_") and not _chunk_present(group[name], (b,) + (0,) * (group[name].ndim - 1)):
+            chunk = cov.chunks[0]
+            if computable(np.asarray(cov[b * chunk : (b + 1) * chunk]), min_coverage).any():
+                return False
+    return True
+
+
+def read_ledger(group: zarr.Group, n: int | None = None) -> Ledger:
+    """The ledger of a station group, over its ``n`` windows (default: its time length).
+
+    ``n`` larger than the stored length gives the ledger after a planned growth.
+    """
+    n = int(group["time"].shape[0]) if n is None else n
+    chunk = int(group.attrs.get("block_windows") or group["coverage"].chunks[0])
+    errors = group["block_error"][:] if "block_error" in group else ()
+    min_coverage = float(group.attrs.get("min_coverage", 1.0))
+    return Ledger.from_arrays(Blocks(chunk, n), group["block_done"][:], errors,
+                              lambda b: block_has_data(group, b, min_coverage))
+
+
+@dataclasses.dataclass(frozen=True)
+class StationState:
+    """What the store holds for one station, for planning."""
+
+    n_time: int
+    channels: list[str]
+    attrs: dict
+    group: zarr.Group
+
+    def ledger(self, n: int) -> Ledger:
+        """The ledger over ``n`` windows (``n >= n_time``: blocks after the end are not done)."""
+        return read_ledger(self.group, n)
+
+
+# -- writing ------------------------------------------------------------------------------------
 class Store:
-    """A scatflow Zarr store at ``path`` (a directory)."""
+    """A scatflow Zarr store at ``path`` (a directory); all writes go through it."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = os.fspath(path)
 
-    # -- root -------------------------------------------------------------------
     def exists(self) -> bool:
+        """Whether a Zarr store (root ``zarr.json``) is at the path."""
         return os.path.isfile(os.path.join(self.path, "zarr.json"))
+
+    def _root(self, mode: str = "r") -> zarr.Group:
+        return zarr.open_group(self.path, mode=mode, use_consolidated=False)
 
     def check_writable(self) -> None:
         """Raise StoreError unless the store can be created or written here."""
@@ -101,9 +187,20 @@ class Store:
             raise StoreError(f"output.store: cannot write under {parent}")
 
     def root_attrs(self) -> dict:
+        """The root ``scatflow`` attribute ({} when there is no store)."""
         if not self.exists():
             return {}
-        return dict(zarr.open_group(self.path, mode="r", use_consolidated=False).attrs).get("scatflow", {})
+        return dict(self._root().attrs).get("scatflow", {})
+
+    def design_differences(self, design: dict) -> list[str]:
+        """``key: store has X, config has Y`` for each design key that differs ([] for a new store)."""
+        if not self.exists():
+            return []
+        stored = self.root_attrs().get("design")
+        if stored is None:
+            raise StoreError(f"{self.path}: a Zarr store not written by scatflow")
+        return [f"{k}: store has {stored.get(k)!r}, config has {design.get(k)!r}"
+                for k in sorted(set(stored) | set(design)) if stored.get(k) != design.get(k)]
 
     def open_or_create(self, design: dict) -> None:
         """Create the root group with ``design``, or refuse if the store's design differs.
@@ -114,25 +211,16 @@ class Store:
             Naming each design key whose value differs.
         """
         self.check_writable()
-        if self.exists():
-            stored = self.root_attrs().get("design")
-            if stored is None:
-                raise StoreError(f"{self.path}: a Zarr store not written by scatflow")
-            diffs = [
-                f"{k}: store has {stored.get(k)!r}, config has {design.get(k)!r}"
-                for k in sorted(set(stored) | set(design))
-                if stored.get(k) != design.get(k)
-            ]
-            if diffs:
-                raise StoreError(f"{self.path} was written with another design ({'; '.join(diffs)}); "
-                                 "use another output.store or --overwrite")
-            return
-        root = zarr.open_group(self.path, mode="a", zarr_format=3)
-        root.attrs["scatflow"] = {"design": design, "runs": []}
+        diffs = self.design_differences(design)
+        if diffs:
+            raise StoreError(f"{self.path} was written with another design ({'; '.join(diffs)}); "
+                             "use another output.store or --overwrite")
+        if not self.exists():
+            zarr.open_group(self.path, mode="a", zarr_format=3).attrs["scatflow"] = {"design": design, "runs": []}
 
     def update_root(self, **items) -> None:
         """Set keys of the root ``scatflow`` attribute (driver only)."""
-        root = zarr.open_group(self.path, mode="r+", use_consolidated=False)
+        root = self._root("r+")
         attrs = dict(root.attrs.get("scatflow", {}))
         attrs.update(items)
         root.attrs["scatflow"] = attrs
@@ -146,60 +234,6 @@ class Store:
                 raise StoreError(f"output.store: refusing to delete {self.path}: not a Zarr store")
             shutil.rmtree(self.path)
 
-    # -- the writer lock ------------------------------------------------------------
-    @property
-    def lock_path(self) -> str:
-        return os.path.abspath(self.path).rstrip(os.sep) + ".lock"
-
-    @contextlib.contextmanager
-    def lock(self):
-        """Hold the store's writer lock (a file beside the store) for the duration.
-
-        Raises
-        ------
-        StoreError
-            Another live run holds it (naming its host and pid). A lock whose
-            process is gone (same host), or not refreshed for ``LOCK_STALE_S``
-            seconds (other hosts), is taken over.
-        """
-        me = {"host": socket.gethostname(), "pid": os.getpid(), "started": now_iso()}
-        path = self.lock_path
-        for _ in range(3):
-            try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                holder = _read_lock(path)
-                if not _lock_is_stale(holder, path):
-                    raise StoreError(
-                        f"{self.path} is being written by another scatflow run (host {holder.get('host')}, "
-                        f"pid {holder.get('pid')}, since {holder.get('started')}); if that run is dead, delete {path}"
-                    ) from None
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(path)  # stale: take over (O_EXCL settles a race between two takers)
-                continue
-            with os.fdopen(fd, "w") as fh:
-                json.dump(me, fh)
-            break
-        else:
-            raise StoreError(f"{self.path}: could not take the writer lock {path}")
-        stop = threading.Event()
-
-        def heartbeat():
-            while not stop.wait(LOCK_HEARTBEAT_S):
-                with contextlib.suppress(OSError):
-                    os.utime(path)
-
-        beat = threading.Thread(target=heartbeat, name="scatflow-lock-heartbeat", daemon=True)
-        beat.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            if _read_lock(path).get("pid") == me["pid"]:
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(path)
-
-    # -- consolidated metadata ------------------------------------------------------
     def drop_consolidated(self) -> None:
         """Remove consolidated metadata before changing metadata (stale is worse than none)."""
         meta = os.path.join(self.path, "zarr.json")
@@ -215,69 +249,31 @@ class Store:
         os.replace(tmp, meta)
 
     def consolidate(self) -> None:
+        """Consolidate the metadata (end of a run), so default opens are fast and current."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             zarr.consolidate_metadata(self.path)
 
-    # -- groups -----------------------------------------------------------------
-    def groups(self) -> list[str]:
+    # -- station groups -----------------------------------------------------------------
+    def station_state(self, key: str) -> StationState | None:
+        """Shape, channels, attributes and ledger access of a station group (None if absent)."""
         if not self.exists():
-            return []
-        root = zarr.open_group(self.path, mode="r", use_consolidated=False)
-        return sorted(name for name, _ in root.groups())
-
-    def group_state(self, key: str) -> dict | None:
-        """Shape and ledger of a station group, or None if it does not exist."""
-        if key not in self.groups():
             return None
-        g = zarr.open_group(self.path, mode="r", use_consolidated=False)[key]
-        return {
-            "n_time": int(g["time"].shape[0]),
-            "channels": [str(c) for c in g["channel"][:]],
-            "attrs": dict(g.attrs),
-            "done": np.asarray(g["block_done"][:]),
-            "errors": [str(e) for e in g["block_error"][:]],
-        }
+        root = self._root()
+        if key not in group_names(root):
+            return None
+        g = root[key]
+        return StationState(int(g["time"].shape[0]), [str(c) for c in g["channel"][:]], dict(g.attrs), g)
 
-    def blocks_missing_data(self, key: str, blocks, min_coverage: float = 1.0) -> list[int]:
-        """Blocks among ``blocks`` whose chunk files are gone although the ledger says done.
-
-        Every written block has a ``coverage`` chunk; an ``order_*`` chunk may be
-        absent only when all its values are NaN (Zarr skips empty chunks), which
-        the block's coverage tells.
-        """
-        base = os.path.join(self.path, key)
-        orders = {}
-        for name in sorted(os.listdir(base)):
-            meta = os.path.join(base, name, "zarr.json")
-            if name.startswith("order_") and os.path.isfile(meta):
-                with open(meta) as fh:
-                    orders[name] = len(json.load(fh)["shape"])
-        missing, group = [], None
-        for b in blocks:
-            if not os.path.isfile(os.path.join(base, "coverage", "c", str(b), "0")):
-                missing.append(b)
-                continue
-            for name, ndim in orders.items():
-                if os.path.isfile(os.path.join(base, name, "c", str(b), *["0"] * (ndim - 1))):
-                    continue
-                if group is None:
-                    group = zarr.open_group(self.path, mode="r", use_consolidated=False)[key]
-                chunk = group["coverage"].chunks[0]
-                cov = np.asarray(group["coverage"][b * chunk : (b + 1) * chunk])
-                if computable(cov, min_coverage).any():
-                    missing.append(b)
-                    break
-        return missing
-
-    def create_group(self, key: str, template: xr.Dataset, chunk: int, n_blocks: int) -> None:
+    def create_group(self, key: str, template: xr.Dataset, blocks: Blocks) -> None:
         """Write the group's metadata and coordinates (no data chunks)."""
-        ds = template.assign(_ledger(n_blocks))
+        ds = template.assign(_ledger_vars(blocks.count))
         ds.to_zarr(self.path, group=key, mode="w-", compute=False, zarr_format=3, consolidated=False,
-                   encoding=encoding(ds, chunk))
+                   encoding=encoding(ds, blocks.chunk))
 
-    def extend_group(self, key: str, template: xr.Dataset, n_blocks_old: int, n_blocks_new: int) -> None:
-        """Grow the time axis with ``template`` (the new windows only) and the ledger."""
+    def extend_group(self, key: str, template: xr.Dataset, old: Blocks, new: Blocks) -> None:
+        """Grow the time axis from ``old.n`` to ``new.n`` windows with ``template`` (the new
+        windows only), and the ledger to ``new.count`` blocks."""
         # Every to_zarr call replaces the group's attributes with the dataset's: carry them along.
         timed = template.drop_vars([c for c in template.coords if c != "time"])
         if timed.sizes["time"]:
@@ -285,51 +281,24 @@ class Store:
             # blocks are later written in chunk-aligned regions by the tasks.
             timed.to_zarr(self.path, group=key, append_dim="time", compute=False, consolidated=False,
                           safe_chunks=False)
-        if n_blocks_new > n_blocks_old:
-            xr.Dataset(_ledger(n_blocks_new - n_blocks_old), attrs=template.attrs).to_zarr(
+        if new.count > old.count:
+            xr.Dataset(_ledger_vars(new.count - old.count), attrs=template.attrs).to_zarr(
                 self.path, group=key, append_dim="block", compute=False, consolidated=False
             )
 
-    # -- worker side --------------------------------------------------------------
     def write_block(self, key: str, ds: xr.Dataset, k0: int, chunk: int) -> None:
-        """Write a block's windows ``k0 .. k0 + len`` (chunk-aligned) into its region."""
+        """Write a block's windows ``k0 .. k0 + len`` (chunk-aligned) into its region (worker)."""
         if k0 % chunk:
             raise StoreError(f"internal: block region starting at window {k0} is not aligned to chunks of {chunk}")
         region = {"time": slice(k0, k0 + ds.sizes["time"])}
         ds.drop_vars(list(ds.coords)).to_zarr(self.path, group=key, region=region, consolidated=False)
 
     def mark_block(self, key: str, block: int, windows: int, files: list | None = None, error: str = "") -> None:
-        """Record a block's outcome: files read, error (or ""), then windows done (last)."""
-        g = zarr.open_group(self.path, mode="r+", use_consolidated=False)[key]
+        """Record a block's outcome: files read, error (or ""), then windows done (last) (worker)."""
+        g = self._root("r+")[key]
         g["block_files"][block] = json.dumps(files or [])
         g["block_error"][block] = error
         g["block_done"][block] = windows
-
-
-def _read_lock(path: str) -> dict:
-    try:
-        with open(path) as fh:
-            return json.load(fh)
-    except (OSError, ValueError):
-        return {}
-
-
-def _lock_is_stale(holder: dict, path: str) -> bool:
-    try:
-        age = time.time() - os.path.getmtime(path)
-    except FileNotFoundError:
-        return True
-    if not holder:  # unreadable: a writer killed mid-write, or one writing right now
-        return age > 5
-    if holder.get("host") == socket.gethostname():
-        try:
-            os.kill(int(holder["pid"]), 0)
-        except ProcessLookupError:
-            return True
-        except (PermissionError, ValueError, KeyError):
-            pass
-        return False
-    return age > LOCK_STALE_S
 
 
 def versions() -> dict:
@@ -351,8 +320,4 @@ def versions() -> dict:
     }
 
 
-def now_iso() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-__all__ = ["Store", "StoreError", "encoding", "versions", "freq_dims"]
+__all__ = ["Store", "StoreError", "StationState", "open_root", "group_names", "read_ledger", "encoding", "versions"]

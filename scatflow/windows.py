@@ -1,6 +1,6 @@
 """From ObsPy traces to windows: a common sample grid, strided windows, coverage.
 
-The window grid of a station is ``origin + k * hop`` (k = 0, 1, ...). Samples
+The window grid itself is :class:`scatflow.grid.Grid`. Samples
 are placed on the grid's sample lattice by ObsPy's nearest-sample rule (as
 ``Stream.slide`` and ``Trace.slice`` do: round half away from zero), so a
 window's samples are the ones ``stream.slide`` would give. Unrecorded samples
@@ -10,77 +10,13 @@ and windows below ``min_coverage`` get no coefficients.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
 import obspy
 
-from .sources import RATE_SNAP, InputError
-
-# A trace whose rate differs from the station's (nominal) rate by more than this is refused;
-# within it, samples are laid at the nominal spacing from the trace's start time.
-RATE_TOLERANCE = RATE_SNAP
-
-
-@dataclasses.dataclass(frozen=True)
-class Grid:
-    """The window grid of one station.
-
-    Attributes
-    ----------
-    origin_ns : int
-        Start of window 0, ns since 1970-01-01 UTC.
-    sampling_rate : float
-        Hz.
-    bins : int
-        Window length, samples.
-    hop : int
-        Samples between window starts.
-    """
-
-    origin_ns: int
-    sampling_rate: float
-    bins: int
-    hop: int
-
-    @property
-    def window_s(self) -> float:
-        return self.bins / self.sampling_rate
-
-    @property
-    def hop_s(self) -> float:
-        return self.hop / self.sampling_rate
-
-    def start_ns(self, k) -> np.ndarray:
-        """Start times of windows ``k`` (ns since 1970), exact integers."""
-        k = np.asarray(k, dtype=np.int64)
-        return self.origin_ns + np.round(k * (self.hop * 1e9 / self.sampling_rate)).astype(np.int64)
-
-    def times(self, k0: int, k1: int) -> np.ndarray:
-        """``datetime64[ns]`` starts of windows ``k0 .. k1-1``."""
-        return self.start_ns(np.arange(k0, k1)).astype("datetime64[ns]")
-
-    def sample_ns(self, k: int) -> int:
-        """Time of the first sample of window ``k``."""
-        return int(self.start_ns(k))
-
-    def span_ns(self, k0: int, k1: int) -> tuple[int, int]:
-        """First sample time and (exclusive) end time of windows ``k0 .. k1-1``."""
-        first = self.sample_ns(k0)
-        last = first + int(round(((k1 - 1 - k0) * self.hop + self.bins) * 1e9 / self.sampling_rate))
-        return first, last
-
-    def last_window_before(self, end_ns: int) -> int:
-        """Index of the last window lying entirely before ``end_ns`` (may be -1)."""
-        span = (end_ns - self.origin_ns) / 1e9 - self.window_s
-        return int(math.floor(span / self.hop_s + 1e-9))
-
-    def first_window_ending_after(self, start_ns: int) -> int:
-        """Index of the first window that ends after ``start_ns`` (>= 0)."""
-        span = (start_ns - self.origin_ns) / 1e9 - self.window_s
-        return max(0, int(math.floor(span / self.hop_s + 1e-9)) + 1)
-
+from .errors import InputError
+from .grid import same_rate
 
 def _round_away(x: float) -> int:
     # Half away from zero, as ObsPy's nearest-sample slicing.
@@ -129,7 +65,7 @@ def align(
         if row is None or tr.stats.npts == 0:
             continue
         rate = float(tr.stats.sampling_rate)
-        if abs(rate - sampling_rate) > RATE_TOLERANCE * sampling_rate:
+        if not same_rate(rate, sampling_rate):
             raise InputError(f"{tr.id}: sampling rate {rate} Hz differs from the station's {sampling_rate} Hz")
         offset = _round_away((tr.stats.starttime.ns - start_ns) * sampling_rate / 1e9)
         a, b = max(offset, 0), min(offset + tr.stats.npts, nsamp)

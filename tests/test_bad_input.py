@@ -220,7 +220,8 @@ def test_deleted_block_data_detected_and_recomputed(sds_archive, tmp_path, capsy
 
 
 def test_local_cluster_listens_on_loopback_only():
-    with cluster.connect({"kind": "local", "workers": 1, "dashboard": True}, log=lambda m: None) as client:
+    with cluster.connect({"kind": "local", "workers": 1, "dashboard": True}, log=lambda m: None) as handle:
+        client = handle.client
         info = client.scheduler_info()
         assert info["address"].startswith("tcp://127.0.0.1:")
         assert all(w.startswith("tcp://127.0.0.1:") for w in info["workers"])
@@ -243,9 +244,9 @@ async def arm(dask_worker):
 
     asyncio.ensure_future(late())
 
-with cluster.connect({"kind": "local", "workers": 1, "dashboard": False}, log=lambda m: None) as client:
-    client.scatflow_ready()
-    client.run(arm)
+with cluster.connect({"kind": "local", "workers": 1, "dashboard": False}, log=lambda m: None) as handle:
+    handle.wait_ready()
+    handle.client.run(arm)
 """
 
 

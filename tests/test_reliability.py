@@ -16,6 +16,7 @@ import zarr
 from test_archive import config
 
 from scatflow.cli import main
+from scatflow.lock import lock_path, writer_lock
 from scatflow.store import Store
 
 SPAN = ("2015-12-04T00:00:00", "2015-12-04T12:00:00")
@@ -151,7 +152,7 @@ def test_second_run_refused_while_first_holds_lock(sds_archive, tmp_path, capsys
     cfg = config(tmp_path / "run.toml", root, "2015-12-04T00:00:00", "2015-12-04T01:00:00", "run.zarr",
                  ("X9.SV13.*.*",))
     store = Store(tmp_path / "run.zarr")
-    with store.lock():
+    with writer_lock(store.path):
         assert main(["run", str(cfg), "--quiet"]) == 2
         err = capsys.readouterr().err
         assert "being written by another scatflow run" in err and f"pid {os.getpid()}" in err
@@ -159,9 +160,9 @@ def test_second_run_refused_while_first_holds_lock(sds_archive, tmp_path, capsys
     # A lock left by a process that is gone is taken over.
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    Path(store.lock_path).write_text(json.dumps({"host": os.uname().nodename, "pid": dead.pid, "started": "x"}))
+    Path(lock_path(store.path)).write_text(json.dumps({"host": os.uname().nodename, "pid": dead.pid, "started": "x"}))
     assert main(["run", str(cfg), "--quiet"]) == 0
-    assert not Path(store.lock_path).exists()
+    assert not Path(lock_path(store.path)).exists()
 
 
 def mount_tmpfs(path, size):

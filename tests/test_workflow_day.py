@@ -189,7 +189,7 @@ def test_cli_starts_the_cluster_before_the_heavy_imports():
     code = (
         "import sys\n"
         "import scatflow.cli, scatflow.cluster, scatflow.config\n"
-        "heavy = [m for m in ('xarray', 'zarr', 'dask.array', 'scipy.signal', 'scatflow.workflow') if m in sys.modules]\n"
+        "heavy = [m for m in ('xarray', 'zarr', 'dask.array', 'scipy.signal', 'scatflow.run', 'scatflow.plan', 'scatflow.blocks') if m in sys.modules]\n"
         "print(heavy)\n"
         "import scatflow\n"
         "print(scatflow.ScatteringNetwork.__name__, scatflow.transform_stream.__name__, scatflow.load_network.__name__)\n"

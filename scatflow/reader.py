@@ -1,0 +1,166 @@
+"""Reading a finished (or growing) store: the one reading API of ``info``, ``plot`` and users.
+
+Every open bypasses consolidated metadata (``use_consolidated=False``), which
+may be stale or absent while a run is writing. Nothing here writes.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import warnings
+
+import numpy as np
+import xarray as xr
+import zarr
+
+from .errors import StoreError
+from .grid import Blocks
+from .ledger import Ledger
+from .store import REQUIRED, group_names, open_root, read_ledger
+
+
+def decode_times(arr: zarr.Array) -> np.ndarray:
+    """Window start times of a ``time`` array as ``datetime64[ns]``, whatever its encoding."""
+    raw = np.asarray(arr[:])
+    units = arr.attrs.get("units", "")
+    if raw.dtype.kind == "M":
+        return raw.astype("datetime64[ns]")
+    if units.strip() == "nanoseconds since 1970-01-01":
+        return raw.astype("int64").astype("datetime64[ns]")
+    from xarray.coding.times import decode_cf_datetime
+
+    return np.asarray(decode_cf_datetime(raw, units, arr.attrs.get("calendar", "proleptic_gregorian")),
+                      dtype="datetime64[ns]")
+
+
+class StationGroup:
+    """One station group of a store, read lazily.
+
+    Attributes
+    ----------
+    name : str
+        ``NET.STA.LOC``.
+    group : zarr.Group
+    attrs : dict
+        The group's attributes (design, windowing, grid origin).
+    """
+
+    def __init__(self, name: str, group: zarr.Group):
+        self.name, self.group, self.attrs = name, group, dict(group.attrs)
+
+    @property
+    def n(self) -> int:
+        """Windows in the group."""
+        return int(self.group["time"].shape[0])
+
+    @functools.cached_property
+    def channels(self) -> list[str]:
+        """SEED ids ``NET.STA.LOC.CHA``."""
+        return [str(c) for c in self.group["channel"][:]]
+
+    @functools.cached_property
+    def times(self) -> np.ndarray:
+        """Window starts, ``datetime64[ns]``."""
+        return decode_times(self.group["time"])
+
+    @functools.cached_property
+    def ledger(self) -> Ledger:
+        """The group's ledger (:mod:`scatflow.ledger`)."""
+        return read_ledger(self.group)
+
+    @property
+    def blocks(self) -> Blocks:
+        return self.ledger.blocks
+
+    @property
+    def window(self) -> np.timedelta64:
+        """Window duration (0 when the group does not say)."""
+        return np.timedelta64(int(round((self.attrs.get("window_s") or 0) * 1e9)), "ns")
+
+    def span(self, k0: int, k1: int) -> tuple[np.datetime64, np.datetime64]:
+        """Start of window ``k0`` and end of window ``k1 - 1``."""
+        return self.times[k0], self.times[k1 - 1] + self.window
+
+    def frequencies(self) -> dict[str, np.ndarray]:
+        """Centre frequencies (Hz) per frequency dimension ``f1``, ``f2``..."""
+        dims = sorted(k for k in self.group.array_keys() if k.startswith("f") and k[1:].isdigit())
+        return {dim: np.asarray(self.group[dim][:], dtype=float) for dim in dims}
+
+
+class StoreReader:
+    """A scatflow store opened for reading.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The store directory.
+
+    Raises
+    ------
+    StoreError
+        One line, if ``path`` is not a scatflow store.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = os.fspath(path)
+        self.root, self.meta = open_root(self.path)
+
+    @property
+    def stations(self) -> list[str]:
+        """Station group names, sorted."""
+        return group_names(self.root)
+
+    def missing_arrays(self, name: str) -> list[str]:
+        """Arrays a scatflow station group needs that group ``name`` lacks."""
+        g = self.root[name]
+        return [a for a in REQUIRED if a not in g]
+
+    def station(self, name: str) -> StationGroup:
+        """Station group ``name``.
+
+        Raises
+        ------
+        StoreError
+            No such group (listing those there are), or not a scatflow station group.
+        """
+        names = self.stations
+        if name not in names:
+            raise StoreError(f"{self.path}: no station group {name!r}; the store has: {', '.join(names) or 'none'}")
+        absent = self.missing_arrays(name)
+        if absent:
+            raise StoreError(f"{self.path}: group {name!r} is not a scatflow station group "
+                             f"(missing {', '.join(absent)})")
+        return StationGroup(name, self.root[name])
+
+    def dataset(self, name: str) -> xr.Dataset:
+        """Station group ``name`` as a lazy xarray Dataset."""
+        self.station(name)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return xr.open_zarr(self.path, group=name, consolidated=False)
+
+
+def missing_blocks(path: str | os.PathLike, group: str) -> list[int]:
+    """Blocks of station ``group`` marked done in the ledger whose data chunks are missing.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The store directory.
+    group : str
+        Station group ``NET.STA.LOC``.
+
+    Returns
+    -------
+    list of int
+        Block indices, ascending; the next run computes them again.
+
+    Raises
+    ------
+    StoreError
+        If ``path`` is not a scatflow store or has no such station group.
+    """
+    from .ledger import MISSING
+
+    return StoreReader(path).station(group).ledger.where(MISSING)

@@ -1,0 +1,193 @@
+"""A run: plan, prepare the store, feed the block tasks to the cluster, record the run.
+
+Data flows one way: config -> :mod:`plan` -> :class:`~scatflow.blocks.BlockTask`
+-> worker (:func:`~scatflow.blocks.run_block`: read, kernel, dataset, store)
+-> :class:`~scatflow.blocks.BlockResult` -> the summary and the run record.
+The driver alone creates or grows the station groups and writes attributes,
+before any task runs, and holds the store's writer lock throughout.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+import typing as T
+
+import numpy as np
+from obspy import UTCDateTime
+
+from . import dataset
+from .blocks import BlockResult, BlockTask, run_block
+from .config import Config
+from .errors import StoreError
+from .lock import now_iso, writer_lock
+from .plan import Plan, make_plan
+from .store import Store, versions
+
+if T.TYPE_CHECKING:
+    from .cluster import Cluster
+
+
+@dataclasses.dataclass
+class Summary:
+    """The outcome of a run's tasks."""
+
+    done: list[BlockResult]
+    failed: list[BlockResult]
+    skipped: list[tuple[str, str]]
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def text(self) -> str:
+        """What ``scatflow run`` prints at the end."""
+        windows_done = sum(r.windows for r in self.done)
+        lines = [
+            f"done: {len(self.done)} block(s), {windows_done} windows in {self.seconds:.1f} s; "
+            f"failed: {len(self.failed)}; skipped: {len(self.skipped)}"
+        ]
+        lines += [f"  skipped {key}: {why}" for key, why in self.skipped]
+        lines += [f"  failed {r.station} block {r.block}: {r.error}" for r in self.failed]
+        return "\n".join(lines)
+
+    def record(self, started: str) -> dict:
+        """The entry of this run in the store's run log."""
+        return {
+            "started": started,
+            "finished": now_iso(),
+            "blocks_done": len(self.done),
+            "blocks_failed": [{"station": r.station, "block": r.block, "error": r.error} for r in self.failed],
+            "skipped": [{"station": k, "reason": w} for k, w in self.skipped],
+            "workers": sorted({r.worker for r in self.done if r.worker}),
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def prepare_store(plan: Plan, store: Store) -> None:
+    """Create or grow each station's group (driver only, before any task)."""
+    dtype = np.dtype(plan.design.dtype)
+    for sp in plan.stations:
+        if sp.n_new == sp.n_old:
+            continue
+        net = plan.network(sp)
+        attrs = dataset.attributes(
+            net, plan.design.reduce, sp.grid.window_s, sp.grid.hop_s,
+            {
+                "grid_origin_ns": int(sp.grid.origin_ns),
+                "grid_origin": str(UTCDateTime(ns=sp.grid.origin_ns)),
+                "block_windows": sp.blocks.chunk,
+                "min_coverage": plan.design.min_coverage,
+                "bins": sp.grid.bins,
+                "hop_samples": sp.grid.hop,
+            },
+        )
+        times = sp.grid.times(sp.n_old, sp.n_new)
+        tmpl = dataset.template(net, times, sp.station.channels, dtype, sp.blocks.chunk, attrs)
+        if sp.n_old == 0:
+            store.create_group(sp.key, tmpl, sp.blocks)
+        else:
+            store.extend_group(sp.key, tmpl, sp.blocks.grown(sp.n_old), sp.blocks)
+
+
+def execute(plan: Plan, cluster: "Cluster", progress: T.Callable[[int, int], None] | None = None) -> Summary:
+    """Run the plan's tasks on the cluster, a bounded number in flight.
+
+    Raises
+    ------
+    StoreError
+        A task found the store unable to take more writes: the run stops feeding
+        tasks, lets those in flight finish, and says what is kept.
+    """
+    from distributed import as_completed
+
+    t0 = time.perf_counter()
+    client = cluster.client
+    tasks = list(plan.block_tasks())
+    slots = max(cluster.slots, sum(client.nthreads().values()), 1)
+    pending = iter(tasks)
+    results: list[BlockResult] = []
+
+    def submit(task: BlockTask):
+        return client.submit(run_block, task, key=f"{task.name}-{time.monotonic_ns()}", pure=False, retries=0)
+
+    # Twice the slots: enough to keep workers busy, small enough to keep the graph tiny.
+    futures = as_completed([submit(t) for t in _take(pending, 2 * slots)], with_results=False)
+    if progress:
+        progress(0, len(tasks))
+    fatal = None
+    for fut in futures:
+        res = fut.result()
+        results.append(res)
+        fut.release()
+        if res.fatal and fatal is None:
+            fatal = res.error  # stop feeding tasks; those in flight finish or fail alike
+        if fatal is None:
+            for t in _take(pending, 1):
+                futures.add(submit(t))
+        if progress:
+            progress(len(results), len(tasks))
+    if fatal is not None:
+        done = sum(1 for r in results if r.ok)
+        raise StoreError(
+            f"output store {plan.cfg.output['store']} cannot be written ({fatal}); run stopped: "
+            f"{done} block(s) completed this run are kept and marked, {len(tasks) - done} not done"
+        )
+    return Summary([r for r in results if r.ok], [r for r in results if not r.ok], list(plan.skipped),
+                   time.perf_counter() - t0)
+
+
+def _take(it, n: int) -> list:
+    out = []
+    for item in it:
+        out.append(item)
+        if len(out) == n:
+            break
+    return out
+
+
+def run(cfg: Config, cluster: "Cluster", overwrite: bool = False, progress=None, log=print) -> Summary:
+    """Plan, prepare the store, run every missing block, record the run.
+
+    Parameters
+    ----------
+    cfg : Config
+    cluster : scatflow.cluster.Cluster
+    overwrite : bool
+        Delete the store first and recompute everything.
+    progress : callable(done, total), optional
+    log : callable(str)
+    """
+    store = Store(cfg.output["store"])
+    store.check_writable()
+    with writer_lock(store.path):
+        plan = make_plan(cfg, store, fresh=overwrite)
+        try:
+            if overwrite:
+                store.wipe()
+            store.open_or_create(plan.design.record())
+            store.drop_consolidated()
+            prepare_store(plan, store)
+            started = now_iso()
+            store.update_root(config=json.loads(json.dumps(cfg.resolved(), default=str)), versions=versions())
+        except OSError as exc:
+            raise StoreError(f"output store {store.path} cannot be written ({exc.strerror or exc})") from None
+        log(f"plan: {plan.tasks} block(s) to compute\n{plan.describe()}")
+        # A local cluster starts its workers while the driver plans: wait for them only now.
+        cluster.wait_ready()
+        summary = execute(plan, cluster, progress)
+        try:
+            runs = list(store.root_attrs().get("runs", []))
+            store.update_root(runs=(runs + [summary.record(started)])[-100:])
+            store.consolidate()
+        except OSError as exc:
+            raise StoreError(
+                f"output store {store.path}: blocks are written but the run record could not be "
+                f"({exc.strerror or exc})"
+            ) from None
+    return summary
+
+
+__all__ = ["run", "execute", "prepare_store", "Summary"]
