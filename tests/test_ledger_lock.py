@@ -1,0 +1,184 @@
+"""Unit tests of the ledger rule (scatflow.ledger, on arrays and on a real Zarr store) and the
+writer lock's staleness (scatflow.lock). No cluster."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import zarr
+
+from scatflow import dataset
+from scatflow.errors import StoreError
+from scatflow.grid import Blocks
+from scatflow.ledger import COMPLETE, FAILED, MISSING, PENDING, Ledger
+from scatflow.lock import STALE_S, UNREADABLE_GRACE_S, is_stale, lock_path, read_holder, writer_lock
+from scatflow.network import ScatteringNetwork
+from scatflow.reader import StoreReader, missing_blocks
+from scatflow.store import Store, read_ledger
+
+BLOCKS = Blocks(chunk=10, n=45)  # four full blocks and a partial one of 5 windows
+
+
+def ledger(done, errors=(), has_data=lambda b: True):
+    return Ledger.from_arrays(BLOCKS, done, errors, has_data)
+
+
+def test_complete_needs_every_window_of_the_block():
+    led = ledger([10, 9, 10, 0, 5])
+    assert [led.state(b) for b in range(5)] == [COMPLETE, PENDING, COMPLETE, PENDING, COMPLETE]
+    assert led.where(COMPLETE) == [0, 2, 4]
+    assert led.todo(range(5)) == [1, 3]
+
+
+def test_failed_is_not_done_with_a_reason():
+    led = ledger([0, 0, 10, 0, 0], ["no data", "", "", "", "boom"])
+    assert led.where(FAILED) == [0, 4]
+    assert led.where(PENDING) == [1, 3]
+
+
+def test_marked_done_without_data_is_missing_and_recomputed():
+    led = ledger([10, 10, 3, 0, 5], has_data=lambda b: b not in (1, 2))
+    assert led.where(MISSING) == [1, 2]  # a partly written block whose data is gone too
+    assert led.todo(range(5)) == [1, 2, 3]
+
+
+def test_data_presence_is_asked_once_per_done_block_only():
+    asked = []
+
+    def has_data(b):
+        asked.append(b)
+        return True
+
+    led = ledger([10, 0, 10, 0, 0], has_data=has_data)
+    for _ in range(3):
+        led.where(COMPLETE)
+    assert sorted(asked) == [0, 2]
+
+
+def test_a_ledger_shorter_than_the_blocks_is_not_done_beyond_it():
+    # The planner's view of a store about to grow from 25 to 45 windows.
+    led = Ledger.from_arrays(BLOCKS, [10, 10, 5], ["", "", ""])
+    assert led.done.tolist() == [10, 10, 5, 0, 0]
+    assert led.errors == ("",) * 5
+    # Block 2 held 5 windows before the growth: now it holds 10, so it is computed again.
+    assert led.todo(range(5)) == [2, 3, 4]
+
+
+# -- the same rule on a real store ------------------------------------------------------------
+LAYERS = [{"octaves": 2, "resolution": 1, "quality": 1}]
+CHANNELS = ["X9.TEST..HHZ", "X9.TEST..HHN"]
+
+
+@pytest.fixture
+def small_store(tmp_path):
+    """A store with one station group of 45 windows in blocks of 10, all blocks written and marked."""
+    net = ScatteringNetwork(*LAYERS, bins=64, sampling_rate=20.0)
+    times = np.arange(BLOCKS.n).astype("datetime64[s]").astype("datetime64[ns]")
+    attrs = {"block_windows": BLOCKS.chunk, "min_coverage": 1.0}
+    store = Store(tmp_path / "s.zarr")
+    store.open_or_create({"layers": LAYERS})
+    store.create_group("X9.TEST.", dataset.template(net, times, CHANNELS, "float32", BLOCKS.chunk, attrs), BLOCKS)
+    rng = np.random.default_rng(0)
+    for b in range(BLOCKS.count):
+        k0, k1 = BLOCKS.range(b)
+        orders = [rng.random((k1 - k0, 2, 2)).astype("float32")]
+        ds = dataset.make_dataset(net, times[k0:k1], CHANNELS, orders, np.ones((k1 - k0, 2), "float32"), {})
+        store.write_block("X9.TEST.", ds, k0, BLOCKS.chunk)
+        store.mark_block("X9.TEST.", b, k1 - k0, [{"path": "f", "size": 1, "mtime": 0}], "")
+    return store
+
+
+def test_store_ledger_complete_then_missing_after_a_chunk_is_deleted(small_store):
+    g = zarr.open_group(small_store.path, mode="r", use_consolidated=False)["X9.TEST."]
+    assert read_ledger(g).where(COMPLETE) == list(range(BLOCKS.count))
+    # Delete block 3's coefficient chunk through the store API (as a user's rm would).
+    arr = zarr.open_group(small_store.path, mode="r+", use_consolidated=False)["X9.TEST."]["order_1"]
+    os.remove(os.path.join(small_store.path, "X9.TEST.", "order_1", *arr.metadata.encode_chunk_key((3, 0, 0)).split("/")))
+    assert read_ledger(g).where(MISSING) == [3]
+    assert missing_blocks(small_store.path, "X9.TEST.") == [3]
+    # The planner's view over a group growing to 55 windows: the partial block 4 (5 windows)
+    # now holds 10 and is computed again with its new windows; the new block 5 is not done.
+    grown = read_ledger(g, n=55)
+    assert grown.todo(range(grown.blocks.count)) == [3, 4, 5]
+
+
+def test_store_ledger_failed_block(small_store):
+    small_store.mark_block("X9.TEST.", 1, 0, [], "X9.TEST.: no data between A and B")
+    st = StoreReader(small_store.path).station("X9.TEST.")
+    assert st.ledger.where(FAILED) == [1]
+    assert st.ledger.errors[1] == "X9.TEST.: no data between A and B"
+    assert json.loads(str(st.group["block_files"][0])) == [{"path": "f", "size": 1, "mtime": 0}]
+
+
+def test_reader_names_the_missing_group(small_store):
+    with pytest.raises(StoreError, match=r"no station group 'X9.NOPE.'; the store has: X9.TEST\.$"):
+        StoreReader(small_store.path).station("X9.NOPE.")
+
+
+def test_design_differences_are_named(small_store):
+    assert small_store.design_differences({"layers": LAYERS}) == []
+    diffs = small_store.design_differences({"layers": LAYERS, "reduce": "max"})
+    assert diffs == ["reduce: store has None, config has 'max'"]
+    with pytest.raises(StoreError, match="written with another design .reduce: store has None"):
+        small_store.open_or_create({"layers": LAYERS, "reduce": "max"})
+
+
+# -- the writer lock --------------------------------------------------------------------------
+HOST = socket.gethostname()
+
+
+@pytest.mark.parametrize(
+    "holder, age, alive, stale",
+    [
+        ({}, UNREADABLE_GRACE_S / 2, None, False),  # being written right now
+        ({}, UNREADABLE_GRACE_S * 2, None, True),  # its writer died mid-write
+        ({"host": HOST, "pid": 1}, STALE_S * 10, True, False),  # alive here, however old
+        ({"host": HOST, "pid": 1}, 0.0, False, True),  # dead here, however fresh
+        ({"host": HOST, "pid": 1}, 0.0, None, False),  # cannot tell: keep it
+        ({"host": "elsewhere", "pid": 1}, STALE_S / 2, None, False),  # another host, refreshed
+        ({"host": "elsewhere", "pid": 1}, STALE_S * 2, None, True),  # another host, silent too long
+    ],
+)
+def test_lock_staleness_rule(holder, age, alive, stale):
+    assert is_stale(holder, age, HOST, alive) is stale
+
+
+def test_lock_refuses_a_live_holder_and_names_it(tmp_path):
+    store = tmp_path / "s.zarr"
+    with writer_lock(store):
+        holder = read_holder(lock_path(store))
+        assert holder["pid"] == os.getpid() and holder["host"] == HOST
+        with pytest.raises(StoreError) as err:
+            with writer_lock(store):
+                pass
+        assert f"host {HOST}, pid {os.getpid()}" in str(err.value)
+        assert lock_path(store) in str(err.value)
+    assert not os.path.exists(lock_path(store))  # released
+
+
+def test_lock_of_a_dead_process_is_taken_over(tmp_path):
+    store = tmp_path / "s.zarr"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    with open(lock_path(store), "w") as fh:
+        json.dump({"host": HOST, "pid": dead.pid, "started": "x"}, fh)
+    with writer_lock(store):
+        assert read_holder(lock_path(store))["pid"] == os.getpid()
+
+
+def test_lock_of_another_host_taken_over_only_when_silent(tmp_path):
+    store = tmp_path / "s.zarr"
+    with open(lock_path(store), "w") as fh:
+        json.dump({"host": "elsewhere", "pid": 1, "started": "x"}, fh)
+    with pytest.raises(StoreError, match="host elsewhere, pid 1"):
+        with writer_lock(store):
+            pass
+    old = time.time() - STALE_S - 1
+    os.utime(lock_path(store), (old, old))
+    with writer_lock(store):
+        assert read_holder(lock_path(store))["host"] == HOST
