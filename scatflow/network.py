@@ -196,6 +196,13 @@ class ScatteringNetwork:
         Window length in samples.
     sampling_rate : float
         Sampling rate in Hz.
+    verbose : bool
+        Accepted for compatibility with scatseisnet (its progress bar); unused.
+
+    Raises
+    ------
+    TypeError
+        An unknown keyword (a misspelt ``bins=``, say): Python names it.
 
     Examples
     --------
@@ -209,7 +216,9 @@ class ScatteringNetwork:
     ((10, 3, 16), (10, 3, 16, 4))
     """
 
-    def __init__(self, *layer_kwargs: dict, bins: int = 128, sampling_rate: float = 1.0, **_ignored) -> None:
+    def __init__(
+        self, *layer_kwargs: dict, bins: int = 128, sampling_rate: float = 1.0, verbose: bool = False
+    ) -> None:
         if not layer_kwargs:
             raise ValueError("a ScatteringNetwork needs at least one layer (a dict of bank keywords)")
         for i, kw in enumerate(layer_kwargs):
@@ -221,6 +230,7 @@ class ScatteringNetwork:
         self.bins = _positive_int("bins", bins)
         self.sampling_rate = float(sampling_rate)
         self.banks = [MorletBank(self.bins, sampling_rate=self.sampling_rate, **kw) for kw in layer_kwargs]
+        self.verbose = bool(verbose)
         # Spectra cast (and moved) once per backend and precision; every batch reuses them.
         self._spectra_cache: dict = {}
 
