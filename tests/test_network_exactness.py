@@ -176,6 +176,35 @@ def test_bank_attributes_match_reference(name):
         assert a.centers[0] > a.centers[-1]  # high to low, as scatseisnet
 
 
+@pytest.mark.parametrize("shape", [(257,), (3, 257), (2, 3, 257)])
+@pytest.mark.parametrize("normalize", [None, "L1", "L2"])
+def test_bank_transform_matches_reference(shape, normalize, rng):
+    """MorletBank.transform: scatseisnet's scalograms (fftshift-ed modulus), any leading shape."""
+    kw = {"octaves": 4, "resolution": 3, "quality": 2, "normalize_wavelet": normalize}
+    ours = scatflow.MorletBank(257, sampling_rate=20.0, **kw)
+    theirs = scatseisnet.wavelet.ComplexMorletBank(257, sampling_rate=20.0, **kw)
+    x = rng.standard_normal(shape) * 1e3 + 50.0
+    x_before = x.copy()
+    got = ours.transform(x)
+    ref = theirs.transform(x.copy())
+    assert got.shape == ref.shape == shape[:-1] + (12, 257) and got.dtype == np.float64
+    assert_close(got, ref, what="scalogram")
+    np.testing.assert_array_equal(x, x_before)
+    got32 = ours.transform(x, dtype=np.float32, threads=2)
+    assert got32.dtype == np.float32
+    assert_close(got32, ref, rtol=0, atol=1e-5, what="float32 scalogram")
+
+
+def test_bank_transform_is_the_network_first_layer(rng):
+    """One code path: the bank's scalograms are the kernel's unpooled first layer, bit for bit."""
+    layers, bins, rate = DESIGNS["odd-three-layers"]
+    net = scatflow.ScatteringNetwork(*layers, bins=bins, sampling_rate=rate)
+    x = rng.standard_normal((3, 2, bins))
+    np.testing.assert_array_equal(net.banks[0].transform(x), net.transform(x, reduce_type=None)[0])
+    with pytest.raises(ValueError, match="samples on the last axis"):
+        net.banks[0].transform(x[..., :-1])
+
+
 def _long_double_truth(net, x):
     """Median-pooled coefficients computed in extended precision (the design's spectra)."""
     scipy_fft = pytest.importorskip("scipy.fft")
