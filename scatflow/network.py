@@ -148,15 +148,8 @@ class MorletBank:
         """``linspace(0, sampling_rate, bins)`` in Hz."""
         return np.linspace(0, self.sampling_rate, self.bins)
 
-    def transform(
-        self,
-        segment: np.ndarray,
-        *,
-        dtype=np.float64,
-        threads: int | None = None,
-        backend: kernel.Backend | None = None,
-    ) -> np.ndarray:
-        """Scalograms of a segment: the modulus of its wavelet transform, as scatseisnet's.
+    def transform(self, segment: np.ndarray, *, dtype=np.float64, threads: int | None = None) -> np.ndarray:
+        """Scalograms of a segment, as scatseisnet's ``ComplexMorletBank.transform``.
 
         Computed by the scattering kernel (one layer, no pooling).
 
@@ -168,27 +161,16 @@ class MorletBank:
             Computing and output precision.
         threads : int, optional
             Threads over the rows (default: the CPUs available to this process).
-        backend : kernel.Backend, optional
-            Array library of the kernel (default: NumPy).
 
         Returns
         -------
         ndarray, shape (..., len(self), bins)
             ``|ifft(fft(segment) * spectra)|`` in the unit of ``segment``,
-            ``fftshift``-ed along time (time zero in the middle), as
-            ``scatseisnet.wavelet.ComplexMorletBank.transform``.
-
-        Raises
-        ------
-        ValueError
-            Wrong length, non-real, NaN or infinite samples, or bad ``dtype``.
+            ``fftshift``-ed along time (time zero in the middle).
         """
         x = kernel.check_windows(segment, self.bins, allowed_ndim=None)
-        xp = kernel.NUMPY if backend is None else backend
-        spectra = [xp.asarray(self.spectra, kernel.complex_dtype(dtype))]
-        (scalogram,) = kernel.scatter(
-            x.reshape(-1, 1, self.bins), spectra, None, dtype=dtype, threads=threads, backend=xp
-        )
+        spectra = [kernel.NUMPY.asarray(self.spectra, kernel.complex_dtype(dtype))]
+        (scalogram,) = kernel.scatter(x.reshape(-1, 1, self.bins), spectra, None, dtype=dtype, threads=threads)
         return scalogram.reshape(x.shape[:-1] + (len(self), self.bins))
 
     def design(self) -> dict:
@@ -336,8 +318,8 @@ class ScatteringNetwork:
 
         Returns
         -------
-        list of arrays, shape (n_l, bins), complex
-            Cached per ``(backend name, device, complex dtype)``.
+        list of arrays, shape (n_l, bins), complex, unit 1 (filter gains)
+            Cached per (backend name, device, complex dtype).
         """
         xp = kernel.NUMPY if backend is None else backend
         ctype = kernel.complex_dtype(dtype)
