@@ -2,19 +2,25 @@
 
 Run by hand (needs the ``test`` extra for the reference)::
 
-    python benchmarks/kernel.py [--windows 200] [--repeats 3]
+    python benchmarks/kernel.py [--windows 200] [--repeats 3] [--baseline DIR] [--no-reference]
 
 Both implementations transform the same random three-channel windows
 (``bins=2000``, ``sampling_rate=50``, layers {6,4,2} and {6,1,2}, median
 pooling), interleaved in one process so machine noise hits both alike. Prints
 milliseconds per window (median over repeats), the throughput ratio against
 scatseisnet, and the extra peak resident memory of each run.
+
+``--baseline DIR`` also times the scatflow found in ``DIR`` (e.g. a checkout
+of an earlier commit), loaded under another module name and interleaved with
+the current one, to measure a kernel change before and after in one process.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -34,26 +40,30 @@ def main(argv=None) -> None:
     parser.add_argument("--windows", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="scatflow threads (default: all CPUs)")
+    parser.add_argument("--baseline", metavar="DIR", help="also time the scatflow package in DIR")
+    parser.add_argument("--no-reference", action="store_true", help="do not time scatseisnet")
     args = parser.parse_args(argv)
-
-    import scatseisnet
 
     import scatflow
 
     rng = np.random.default_rng(42)
     x = rng.standard_normal((args.windows, 3, BINS))
-    ref_net = scatseisnet.ScatteringNetwork(*LAYERS, bins=BINS, sampling_rate=RATE)
-    net = scatflow.ScatteringNetwork(*LAYERS, bins=BINS, sampling_rate=RATE)
-    net.transform(x[:4])  # warm caches and thread workspaces, as a long run would
-    net.transform(x[:4], dtype=np.float32)
+    runs = {}
+    if not args.no_reference:
+        import scatseisnet
 
-    runs = {
-        "scatseisnet": lambda: ref_net.transform(x.copy(), reduce_type=np.median),
-        "scatflow float64": lambda: net.transform(x, reduce_type=np.median, threads=args.threads),
-        "scatflow float32": lambda: net.transform(
-            x, reduce_type=np.median, threads=args.threads, dtype=np.float32
-        ),
-    }
+        ref_net = scatseisnet.ScatteringNetwork(*LAYERS, bins=BINS, sampling_rate=RATE)
+        runs["scatseisnet"] = lambda: ref_net.transform(x.copy(), reduce_type=np.median)
+    packages = {"scatflow": scatflow}
+    if args.baseline:
+        packages["baseline"] = load_package(args.baseline, "scatflow_baseline")
+    for label, package in packages.items():
+        net = package.ScatteringNetwork(*LAYERS, bins=BINS, sampling_rate=RATE)
+        for dtype in (np.float64, np.float32):
+            net.transform(x[:4], dtype=dtype)  # warm caches and thread workspaces, as a long run would
+            runs[f"{label} {np.dtype(dtype).name}"] = partial(
+                net.transform, x, reduce_type=np.median, threads=args.threads, dtype=dtype
+            )
     times = {k: [] for k in runs}
     mems = {k: [] for k in runs}
     for rep in range(args.repeats):
@@ -63,14 +73,25 @@ def main(argv=None) -> None:
             mems[name].append(m)
             print(f"  repeat {rep + 1}: {name:17s} {1e3 * t / args.windows:7.2f} ms/window", flush=True)
 
-    ref = median(times["scatseisnet"])
+    ref = median(times["scatseisnet"]) if "scatseisnet" in times else None
     print(f"\n{args.windows} windows x 3 channels, bins={BINS}, median of {args.repeats} interleaved repeats")
     for name in runs:
         t = median(times[name])
-        print(
-            f"{name:17s} {1e3 * t / args.windows:7.2f} ms/window   "
-            f"throughput x{ref / t:5.2f} vs scatseisnet   extra peak RSS {max(mems[name]):6.1f} MB"
-        )
+        versus = f"throughput x{ref / t:5.2f} vs scatseisnet   " if ref else ""
+        peak = max(mems[name])
+        print(f"{name:17s} {1e3 * t / args.windows:7.2f} ms/window   {versus}extra peak RSS {peak:6.1f} MB")
+
+
+def load_package(root: str, name: str):
+    """Import the ``scatflow`` package under ``root`` as module ``name`` (beside the current one)."""
+    init = Path(root).resolve() / "scatflow" / "__init__.py"
+    if not init.is_file():
+        raise SystemExit(f"--baseline: no scatflow package in {root}")
+    spec = importlib.util.spec_from_file_location(name, init, submodule_search_locations=[str(init.parent)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 if __name__ == "__main__":

@@ -148,6 +148,31 @@ class MorletBank:
         """``linspace(0, sampling_rate, bins)`` in Hz."""
         return np.linspace(0, self.sampling_rate, self.bins)
 
+    def transform(self, segment: np.ndarray, *, dtype=np.float64, threads: int | None = None) -> np.ndarray:
+        """Scalograms of a segment, as scatseisnet's ``ComplexMorletBank.transform``.
+
+        Computed by the scattering kernel (one layer, no pooling).
+
+        Parameters
+        ----------
+        segment : array_like, shape (..., bins)
+            Real samples, in any unit; e.g. ``(channels, bins)``.
+        dtype : {np.float64, np.float32}
+            Computing and output precision.
+        threads : int, optional
+            Threads over the rows (default: the CPUs available to this process).
+
+        Returns
+        -------
+        ndarray, shape (..., len(self), bins)
+            ``|ifft(fft(segment) * spectra)|`` in the unit of ``segment``,
+            ``fftshift``-ed along time (time zero in the middle).
+        """
+        x = kernel.check_windows(segment, self.bins, allowed_ndim=None)
+        spectra = [kernel.NUMPY.asarray(self.spectra, kernel.complex_dtype(dtype))]
+        (scalogram,) = kernel.scatter(x.reshape(-1, 1, self.bins), spectra, None, dtype=dtype, threads=threads)
+        return scalogram.reshape(x.shape[:-1] + (len(self), self.bins))
+
     def design(self) -> dict:
         """The bank's keyword arguments (JSON-serialisable)."""
         return {
@@ -196,6 +221,13 @@ class ScatteringNetwork:
         Window length in samples.
     sampling_rate : float
         Sampling rate in Hz.
+    verbose : bool
+        Accepted for compatibility with scatseisnet (its progress bar); unused.
+
+    Raises
+    ------
+    TypeError
+        An unknown keyword (a misspelt ``bins=``, say): Python names it.
 
     Examples
     --------
@@ -209,7 +241,9 @@ class ScatteringNetwork:
     ((10, 3, 16), (10, 3, 16, 4))
     """
 
-    def __init__(self, *layer_kwargs: dict, bins: int = 128, sampling_rate: float = 1.0, **_ignored) -> None:
+    def __init__(
+        self, *layer_kwargs: dict, bins: int = 128, sampling_rate: float = 1.0, verbose: bool = False
+    ) -> None:
         if not layer_kwargs:
             raise ValueError("a ScatteringNetwork needs at least one layer (a dict of bank keywords)")
         for i, kw in enumerate(layer_kwargs):
@@ -221,7 +255,8 @@ class ScatteringNetwork:
         self.bins = _positive_int("bins", bins)
         self.sampling_rate = float(sampling_rate)
         self.banks = [MorletBank(self.bins, sampling_rate=self.sampling_rate, **kw) for kw in layer_kwargs]
-        # Spectra cast once per precision; the kernel reuses them for every batch.
+        self.verbose = bool(verbose)
+        # Spectra cast (and moved) once per backend and precision; every batch reuses them.
         self._spectra_cache: dict = {}
 
     def __len__(self) -> int:
@@ -271,12 +306,27 @@ class ScatteringNetwork:
         sizes = [len(b) for b in self.banks]
         return [tuple(sizes[: i + 1]) for i in range(len(sizes))]
 
-    def spectra(self, dtype=np.float64) -> list[np.ndarray]:
-        """Bank spectra in the complex precision matching ``dtype``."""
+    def spectra(self, dtype=np.float64, backend: kernel.Backend | None = None) -> list:
+        """Bank spectra in the complex precision matching ``dtype``, as arrays of ``backend``.
+
+        Parameters
+        ----------
+        dtype : {np.float64, np.float32}
+            Real computing precision.
+        backend : kernel.Backend, optional
+            Array library (default: NumPy).
+
+        Returns
+        -------
+        list of arrays, shape (n_l, bins), complex, unit 1 (filter gains)
+            Cached per (backend name, device, complex dtype).
+        """
+        xp = kernel.NUMPY if backend is None else backend
         ctype = kernel.complex_dtype(dtype)
-        if ctype not in self._spectra_cache:
-            self._spectra_cache[ctype] = [np.ascontiguousarray(b.spectra, dtype=ctype) for b in self.banks]
-        return self._spectra_cache[ctype]
+        key = (xp.name, xp.device, ctype)
+        if key not in self._spectra_cache:
+            self._spectra_cache[key] = [xp.asarray(b.spectra, ctype) for b in self.banks]
+        return self._spectra_cache[key]
 
     # -- compute ----------------------------------------------------------
     def transform(
@@ -287,45 +337,50 @@ class ScatteringNetwork:
         *,
         dtype=np.float64,
         threads: int | None = None,
+        backend: kernel.Backend | None = None,
     ) -> list[np.ndarray]:
         """Pooled scattering coefficients of a batch of windows.
 
         Parameters
         ----------
         segments : array_like, shape (n, channels, bins) or (n, bins)
-            Windows of ``bins`` samples. Integers are converted; the input is
-            never modified.
+            Windows of ``bins`` samples, in any unit (the coefficients are in
+            the same unit). Integers are converted; the input is never modified.
         reduce_type : {np.median, np.max, np.mean, "median", "max", "mean"} or callable or None
             Pooling over time of each scalogram. Another callable is applied
             as ``f(x, axis=-1)``. ``None`` returns the unpooled scalograms
             (large: ``bins`` samples per coefficient).
         taper_alpha : float, optional
-            Tukey taper applied to each window; pooling then covers only the
-            samples where the taper equals 1 (as in scatseisnet).
+            Tukey taper fraction (0..1) applied to each window; pooling then
+            covers only the samples where the taper equals 1 (as in scatseisnet).
         dtype : {np.float64, np.float32}
             Computing and output precision.
         threads : int, optional
             Threads over inner batches of windows; default: the CPUs
             available to this process. Use 1 inside Dask tasks.
+        backend : kernel.Backend, optional
+            Array library of the kernel (default: NumPy).
 
         Returns
         -------
         list of ndarray
             One array per layer, ``(n, channels, n1)``, ``(n, channels, n1, n2)``...
             (without the channel axis for 2-D input).
+
+        Raises
+        ------
+        ValueError
+            Bad windows, pooling, taper or dtype; raised before any work.
         """
+        # Every check happens here, so the kernel can trust what it is given.
         x = kernel.check_windows(segments, self.bins, allowed_ndim=(2, 3))
+        reduce = kernel.resolve_reduce(reduce_type)
+        kernel.check_taper(self.bins, taper_alpha)
+        spectra = self.spectra(dtype, backend)
         squeeze = x.ndim == 2
         if squeeze:
             x = x[:, None, :]
-        out = kernel.scatter(
-            x,
-            self.spectra(dtype),
-            reduce=reduce_type,
-            taper_alpha=taper_alpha,
-            dtype=dtype,
-            threads=threads,
-        )
+        out = kernel.scatter(x, spectra, reduce, taper_alpha, dtype=dtype, threads=threads, backend=backend)
         if squeeze:
             out = [o[:, 0] for o in out]
         return out

@@ -84,3 +84,20 @@ def test_shapes_and_len(net):
     assert s1.shape == (5, 3, 6) and s2.shape == (5, 3, 6, 3)
     assert len(net) == 2 and len(net.banks[0]) == 6
     assert net.shapes == [(6,), (6, 3)]
+
+
+@pytest.mark.parametrize("keyword", ["bin", "sampling_rat", "sample_rate", "taper_alpha"])
+def test_unknown_network_keyword_refused(keyword):
+    with pytest.raises(TypeError, match=repr(keyword)):
+        scatflow.ScatteringNetwork(*LAYERS, bins=128, sampling_rate=10.0, **{keyword: 2000})
+
+
+def test_every_scatseisnet_keyword_accepted():
+    scatseisnet = pytest.importorskip("scatseisnet")
+    import inspect
+
+    theirs = inspect.signature(scatseisnet.ScatteringNetwork.__init__).parameters
+    keywords = {k: p.default for k, p in theirs.items() if p.kind is p.KEYWORD_ONLY}
+    assert set(keywords) == {"bins", "sampling_rate", "verbose"}
+    net = scatflow.ScatteringNetwork(*LAYERS, **keywords)
+    assert net.bins == 128 and net.sampling_rate == 1.0 and net.verbose is False
