@@ -26,14 +26,14 @@ TUTORIAL_LAYERS = [
 
 
 def test_tutorial_recipe_parses_with_paths_relative_to_it():
-    cfg = load_config(TUTORIAL)
-    assert cfg.input["paths"] == [str(WORKFLOWS / "data" / "*.mseed")]
-    assert cfg.output["store"] == str(WORKFLOWS / "results.zarr")
-    assert cfg.input["select"] == ["*.*.*.HH?"]
-    assert (cfg.input["start"], cfg.input["end"]) == ("2015-12-04T00:00:00", "2015-12-05T00:00:00")
-    assert cfg.network["layers"] == TUTORIAL_LAYERS
-    assert (cfg.network["window_s"], cfg.network["overlap"], cfg.network["reduce"]) == (40.0, 0.5, "median")
-    assert cfg.output["dtype"] == "float32" and cfg.cluster["kind"] == "local"
+    cfg = load_config(TUTORIAL).resolved()  # plain dicts and lists
+    assert cfg["input"]["paths"] == [str(WORKFLOWS / "data" / "*.mseed")]
+    assert cfg["output"]["store"] == str(WORKFLOWS / "results.zarr")
+    assert cfg["input"]["select"] == ["*.*.*.HH?"]
+    assert (cfg["input"]["start"], cfg["input"]["end"]) == ("2015-12-04T00:00:00", "2015-12-05T00:00:00")
+    assert cfg["network"]["layers"] == TUTORIAL_LAYERS
+    assert (cfg["network"]["window_s"], cfg["network"]["overlap"], cfg["network"]["reduce"]) == (40.0, 0.5, "median")
+    assert cfg["output"]["dtype"] == "float32" and cfg["cluster"]["kind"] == "local"
 
 
 def test_tutorial_recipe_matches_scatflow_example_config():
@@ -57,14 +57,14 @@ def test_tutorial_recipe_plans_on_example_data(tmp_path, capsys):
 
 
 def test_archive_recipe_parses():
-    cfg = load_config(ARCHIVE)
-    assert cfg.input["sds"] == "/data/SDS" and cfg.input["paths"] is None
-    assert cfg.input["select"] == ["X9.*.*.HH?"]
-    assert (cfg.input["start"], cfg.input["end"]) == ("2015-01-01T00:00:00", "2016-01-01T00:00:00")
-    assert cfg.network["layers"] == TUTORIAL_LAYERS
-    assert cfg.network["min_coverage"] == 1.0
-    assert cfg.output["block_s"] == 86400.0
-    assert cfg.output["store"] == str(WORKFLOWS / "X9-2015.zarr")
+    cfg = load_config(ARCHIVE).resolved()  # plain dicts and lists
+    assert cfg["input"]["sds"] == "/data/SDS" and cfg["input"]["paths"] is None
+    assert cfg["input"]["select"] == ["X9.*.*.HH?"]
+    assert (cfg["input"]["start"], cfg["input"]["end"]) == ("2015-01-01T00:00:00", "2016-01-01T00:00:00")
+    assert cfg["network"]["layers"] == TUTORIAL_LAYERS
+    assert cfg["network"]["min_coverage"] == 1.0
+    assert cfg["output"]["block_s"] == 86400.0
+    assert cfg["output"]["store"] == str(WORKFLOWS / "X9-2015.zarr")
 
 
 def test_archive_recipe_commented_cluster_settings_parse(tmp_path):
