@@ -20,7 +20,11 @@ DAY_WINDOWS = n_windows(86400, 40.0, 20.0)  # 4319
 DAY_BLOCKS = n_blocks(DAY_WINDOWS, windows_per_block(21600, 20.0))  # 4 blocks of 1080
 HOUR_WINDOWS = n_windows(3600, 40.0, 20.0)  # 179
 
-scatseisnet = pytest.importorskip("scatseisnet")
+
+@pytest.fixture(scope="module")
+def scatseisnet():
+    """The oracle, for the tests that compare with it."""
+    return pytest.importorskip("scatseisnet")
 
 
 def set_keys(config: Path, **values) -> None:
@@ -54,7 +58,7 @@ def example_day(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_example_day_equals_notebook_procedure(example_day):
+def test_example_day_equals_notebook_procedure(example_day, scatseisnet):
     root, store = example_day
     (path,) = sorted((root / "data").glob("*.mseed"))
     stream = obspy.read(str(path))
@@ -138,7 +142,7 @@ def test_transform_stream_equals_store(example_day):
 
 
 @pytest.mark.slow
-def test_real_recording_anmo(tmp_path):
+def test_real_recording_anmo(tmp_path, scatseisnet):
     """A real day-long 1 Hz record shipped in ObsPy's wheel (IU.ANMO.00.LHZ, 2010-01-01)."""
     path = Path(obspy.__file__).parent / "signal" / "tests" / "data" / "IUANMO.seed"
     layers = [{"octaves": 5, "resolution": 4, "quality": 2}, {"octaves": 5, "resolution": 2, "quality": 2}]
