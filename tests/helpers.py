@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -136,3 +138,22 @@ def assert_close(got, ref, rtol=1e-10, atol=1e-12, what="array"):
         f"{what}: {bad.sum()} of {bad.size} elements out of tolerance; "
         f"worst |a-b|/max|b| = {(err / scale).max():.3e}"
     )
+
+
+# -- SLURM --------------------------------------------------------------------------------------
+USABLE_SLURM_STATES = {"idle", "mix", "alloc"}
+
+
+def slurm_up() -> bool:
+    """True when ``sinfo`` answers (exit status 0 within 5 s) and lists a node in a usable state:
+    idle, mix or alloc. A state with a flag (``idle*`` not responding, ``idle~`` powered off, ...)
+    or any other state (down, drain, ...) does not count."""
+    if not shutil.which("sinfo"):
+        return False
+    try:
+        out = subprocess.run(["timeout", "5", "sinfo", "-h", "-o", "%t"], capture_output=True, text=True)
+    except OSError:
+        return False
+    if out.returncode != 0:
+        return False
+    return not USABLE_SLURM_STATES.isdisjoint(out.stdout.split())

@@ -6,29 +6,17 @@ SLURM is not up. Elsewhere they skip with the reason.
 """
 
 import os
-import shutil
-import subprocess
 
 import pytest
 import xarray as xr
 import zarr
-from helpers import TUTORIAL_LAYERS, assert_same_store, n_windows, write_config
+from helpers import TUTORIAL_LAYERS, assert_same_store, n_windows, slurm_up, write_config
 
 from scatflow.cli import main
 
 pytest.importorskip("dask_jobqueue")
 
 pytestmark = pytest.mark.slow  # SLURM jobs and local Dask clusters
-
-
-def slurm_up() -> bool:
-    if not shutil.which("sinfo"):
-        return False
-    try:
-        out = subprocess.run(["timeout", "5", "sinfo", "-h", "-o", "%t"], capture_output=True, text=True)
-    except OSError:
-        return False
-    return out.returncode == 0 and "idle" in out.stdout or "mix" in out.stdout or "alloc" in out.stdout
 
 
 @pytest.fixture(autouse=True)
