@@ -1,23 +1,10 @@
-"""Shared test helpers."""
+"""Shared fixtures; plain helpers are in helpers.py."""
 
 import numpy as np
 import pytest
 
-
-def assert_close(got, ref, rtol=1e-10, atol=1e-12, what="array"):
-    """The project's comparison: |a-b| <= rtol*|b| + atol*max|b| (per array)."""
-    got = np.asarray(got)
-    ref = np.asarray(ref)
-    assert got.shape == ref.shape, f"{what}: shape {got.shape} != {ref.shape}"
-    assert np.isfinite(got).all(), f"{what}: non-finite values"
-    scale = np.abs(ref).max()
-    err = np.abs(got - ref)
-    bound = rtol * np.abs(ref) + atol * scale
-    bad = err > bound
-    assert not bad.any(), (
-        f"{what}: {bad.sum()} of {bad.size} elements out of tolerance; "
-        f"worst |a-b|/max|b| = {(err / scale).max():.3e}"
-    )
+# test_network_exactness and test_network_input import assert_close from here.
+from helpers import assert_close  # noqa: F401
 
 
 @pytest.fixture
@@ -33,3 +20,27 @@ def sds_archive(tmp_path_factory):
     root = tmp_path_factory.mktemp("sds") / "archive"
     info = write_archive(root, days=2)
     return root, info
+
+
+@pytest.fixture(autouse=True)
+def _dask_cluster_needs_slow_marker(request, monkeypatch):
+    """A test not marked ``slow`` that starts a Dask cluster or client in this process fails, so
+    ``-m "not slow"`` stays fast. (Clusters started in a subprocess are not seen: mark those by hand.)"""
+    if request.node.get_closest_marker("slow"):
+        yield
+        return
+    import distributed
+    from distributed.deploy.cluster import Cluster
+
+    started = []
+    for cls in (Cluster, distributed.Client):
+        original = cls.__init__
+
+        def watched(self, *args, __original=original, **kwargs):
+            started.append(type(self).__name__)
+            return __original(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "__init__", watched)
+    yield
+    if started:
+        pytest.fail(f"{request.node.nodeid} started a Dask {started[0]} but is not marked slow", pytrace=False)

@@ -1,7 +1,6 @@
 """The bad-input catalogue: each case has a defined outcome (a one-line error, a recorded
 skip or failure with its reason, or correct numbers) — never a traceback, never a wrong number."""
 
-import json
 import shutil
 import subprocess
 import sys
@@ -10,46 +9,16 @@ from pathlib import Path
 import numpy as np
 import obspy
 import pytest
-import xarray as xr
-from test_archive import LAYERS, config
+from helpers import SMALL_LAYERS, load_group, n_blocks, n_windows, one_line_error, windows_per_block, write_config
 
 import scatflow
 from scatflow import cluster
 from scatflow.cli import main
 
 MSEED_DATA = Path(obspy.__file__).parent / "io" / "mseed" / "tests" / "data"
-SMALL = "[{ octaves = 4, resolution = 2, quality = 2 }, { octaves = 3, resolution = 1, quality = 2 }]"
 
 
-def files_config(tmp_path, paths, window_s=2.0, extra=""):
-    cfg = tmp_path / "run.toml"
-    cfg.write_text(f"""
-[input]
-paths = {json.dumps([str(p) for p in paths])}
-[network]
-window_s = {window_s}
-layers = {SMALL}
-{extra}
-[output]
-store = "out.zarr"
-dtype = "float64"
-[cluster]
-workers = 1
-dashboard = false
-""")
-    return cfg
-
-
-def one_line_error(capsys, cfg, *needles):
-    code = main(["run", str(cfg), "--quiet"])
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in err, err
-    return err
-
-
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name, message",
     [
@@ -65,24 +34,26 @@ def one_line_error(capsys, cfg, *needles):
 def test_damaged_obspy_files_are_one_line_errors(tmp_path, capsys, name, message):
     copy = tmp_path / name
     shutil.copy(MSEED_DATA / name, copy)
-    one_line_error(capsys, files_config(tmp_path, [copy]), name, message)
+    one_line_error(capsys, write_config(tmp_path / "run.toml", paths=[copy], window_s=2.0), name, message)
     assert not (tmp_path / "out.zarr").exists()
 
 
+@pytest.mark.slow
 def test_obspy_file_with_gaps_gives_nan_windows(tmp_path):
     copy = tmp_path / "gaps.mseed"
     shutil.copy(MSEED_DATA / "gaps.mseed", copy)
-    assert main(["run", str(files_config(tmp_path, [copy])), "--quiet"]) == 0
-    ds = xr.open_zarr(tmp_path / "out.zarr", group="BW.BGLD.", consolidated=False).load()
+    assert main(["run", str(write_config(tmp_path / "run.toml", paths=[copy], window_s=2.0)), "--quiet"]) == 0
+    ds = load_group(tmp_path / "out.zarr", "BW.BGLD.")
     cov = ds.coverage.values[:, 0]
     assert (cov < 1).any() and (cov == 1).any()
     assert np.isnan(ds.order_1.values[cov < 1]).all() and np.isfinite(ds.order_1.values[cov == 1]).all()
 
 
+@pytest.mark.slow
 def test_log_channel_is_skipped_with_reason(tmp_path, capsys):
     copy = tmp_path / "rt130.mseed"
     shutil.copy(MSEED_DATA / "rt130_sr0_cropped.mseed", copy)
-    assert main(["run", str(files_config(tmp_path, [copy])), "--quiet"]) == 0
+    assert main(["run", str(write_config(tmp_path / "run.toml", paths=[copy], window_s=2.0)), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "skipped GR.FUR.: sampling rate 0.0 Hz is not a waveform" in out
 
@@ -104,11 +75,12 @@ def run_store(tmp_path, name, traces, **kw):
     d = tmp_path / name
     d.mkdir()
     path = write(obspy.Stream(traces), d / "x.mseed", **kw)
-    cfg = files_config(d, [path], window_s=10.0)
+    cfg = write_config(d / "run.toml", paths=[path], window_s=10.0)
     code = main(["run", str(cfg), "--quiet"])
-    return code, (xr.open_zarr(d / "out.zarr", group="XX.AAA.", consolidated=False).load() if code != 2 else None)
+    return code, (load_group(d / "out.zarr", "XX.AAA.") if code != 2 else None)
 
 
+@pytest.mark.slow
 def test_stream_variants_give_the_same_numbers(tmp_path):
     """int32 vs float32 samples, duplicated traces, and a rate of 49.9999 Hz (taken as nominal)."""
     base = noise_trace()
@@ -122,6 +94,7 @@ def test_stream_variants_give_the_same_numbers(tmp_path):
     assert nominal.attrs["sampling_rate_hz"] == 20.0
 
 
+@pytest.mark.slow
 def test_overlapping_traces_first_read_wins(tmp_path):
     """Overlapping traces with different samples: the first one read keeps the overlap (documented)."""
     a = noise_trace(seconds=120)
@@ -134,6 +107,7 @@ def test_overlapping_traces_first_read_wins(tmp_path):
     np.testing.assert_array_equal(got.order_2.values, want.order_2.values)
 
 
+@pytest.mark.slow
 def test_nan_samples_fail_the_block_with_reason(tmp_path, capsys):
     tr = noise_trace(dtype=np.float32)
     tr.data[1000] = np.nan
@@ -148,8 +122,8 @@ def test_in_memory_api_takes_a_near_nominal_rate_as_nominal():
     clean = noise_trace(rate=20.0, seconds=200)
     off = clean.copy()
     off.stats.sampling_rate = 19.99999
-    want = scatflow.transform_stream(obspy.Stream([clean]), layers=LAYERS, window_s=10.0).compute()
-    got = scatflow.transform_stream(obspy.Stream([off]), layers=LAYERS, window_s=10.0).compute()
+    want = scatflow.transform_stream(obspy.Stream([clean]), layers=SMALL_LAYERS, window_s=10.0).compute()
+    got = scatflow.transform_stream(obspy.Stream([off]), layers=SMALL_LAYERS, window_s=10.0).compute()
     assert got.attrs["sampling_rate_hz"] == 20.0 and got.sizes["time"] == want.sizes["time"] > 0
     np.testing.assert_array_equal(got.order_2.values, want.order_2.values)
     np.testing.assert_array_equal(got.time.values, want.time.values)
@@ -159,12 +133,13 @@ def test_masked_stream_in_memory_api():
     tr = noise_trace(rate=20.0, seconds=200)
     tr.data = np.ma.masked_array(tr.data, mask=np.zeros(tr.stats.npts, bool))
     tr.data.mask[1000:1100] = True
-    ds = scatflow.transform_stream(obspy.Stream([tr]), layers=LAYERS, window_s=10.0).compute()
+    ds = scatflow.transform_stream(obspy.Stream([tr]), layers=SMALL_LAYERS, window_s=10.0).compute()
     cov = ds.coverage.values[:, 0]
     assert cov.min() < 1 and np.isnan(ds.order_1.values[cov < 1]).all()
     assert np.isfinite(ds.order_1.values[cov == 1]).all()
 
 
+@pytest.mark.slow
 def test_archive_missing_channel_day_and_single_sample_day(sds_archive, tmp_path, capsys):
     root, _ = sds_archive
     copy = tmp_path / "archive"
@@ -175,37 +150,41 @@ def test_archive_missing_channel_day_and_single_sample_day(sds_archive, tmp_path
         tr = obspy.read(str(p))[0]
         tr.data = tr.data[:1]
         tr.write(str(p), format="MSEED")
-    cfg = config(tmp_path / "c.toml", copy, "2015-12-05T00:00:00", "2015-12-05T02:00:00", "c.zarr",
-                 ("X9.SV13.*.*", "X9.SV15.*.*"))
+    cfg = write_config(tmp_path / "c.toml", sds=copy, select=("X9.SV13.*.*", "X9.SV15.*.*"), store="c.zarr",
+                       start="2015-12-05T00:00:00", end="2015-12-05T02:00:00", block_s=3600, workers=2)
     # SV15 has one sample that day: no window can be computed, so both its blocks fail with the
     # reason (and are retried by the next run); SV13 is done.
+    blocks = n_blocks(n_windows(2 * 3600, 40.0, 20.0), windows_per_block(3600, 20.0))  # 2 hour blocks
     assert main(["run", str(cfg), "--quiet"]) == 1
     out = capsys.readouterr().out
-    assert "failed: 2" in out and "failed X9.SV15. block 1: X9.SV15.: no data between" in out
+    assert f"failed: {blocks}" in out and "failed X9.SV15. block 1: X9.SV15.: no data between" in out
     assert "failed X9.SV15. block 0: X9.SV15.: no window has enough data (min_coverage 1.0)" in out
-    sv13 = xr.open_zarr(tmp_path / "c.zarr", group="X9.SV13.", consolidated=False).load()
+    sv13 = load_group(tmp_path / "c.zarr", "X9.SV13.")
     hhn = list(sv13.channel.values).index("X9.SV13..HHN")
     assert (sv13.coverage.values[:, hhn] == 0).all() and np.isnan(sv13.order_1.values[:, hhn]).all()
     others = [i for i in range(3) if i != hhn]
     assert np.isfinite(sv13.order_1.values[:, others]).all()
-    sv15 = xr.open_zarr(tmp_path / "c.zarr", group="X9.SV15.", consolidated=False).load()
+    sv15 = load_group(tmp_path / "c.zarr", "X9.SV15.")
     assert np.isnan(sv15.order_1.values).all()  # a single sample never makes a window
-    assert list(sv15.block_done.values) == [0, 0] and "no data" in str(sv15.block_error.values[1])
+    assert list(sv15.block_done.values) == [0] * blocks and "no data" in str(sv15.block_error.values[1])
 
 
+@pytest.mark.slow  # the run starts its local cluster before planning finds the error
 def test_more_octaves_than_the_window_resolves(tmp_path, capsys):
     path = write(obspy.Stream([noise_trace()]), tmp_path / "x.mseed")
-    cfg = files_config(tmp_path, [path], window_s=10.0)
-    cfg.write_text(cfg.read_text().replace(SMALL, "[{ octaves = 9, resolution = 2, quality = 2 }]"))
+    cfg = write_config(tmp_path / "run.toml", paths=[path], window_s=10.0,
+                       layers=[{"octaves": 9, "resolution": 2, "quality": 2}])
     one_line_error(capsys, cfg, "network.layers[0]", "octaves = 9", "use at most 5 octaves")
 
 
+@pytest.mark.slow
 def test_deleted_block_data_detected_and_recomputed(sds_archive, tmp_path, capsys):
     root, _ = sds_archive
-    cfg = config(tmp_path / "d.toml", root, "2015-12-04T00:00:00", "2015-12-04T03:00:00", "d.zarr", ("X9.SV13.*.*",))
+    cfg = write_config(tmp_path / "d.toml", sds=root, select=("X9.SV13.*.*",), store="d.zarr",
+                       start="2015-12-04T00:00:00", end="2015-12-04T03:00:00", block_s=3600, workers=2)
     assert main(["run", str(cfg), "--quiet"]) == 0
     store = tmp_path / "d.zarr"
-    before = xr.open_zarr(store, group="X9.SV13.", consolidated=False).load()
+    before = load_group(store, "X9.SV13.")
     shutil.rmtree(store / "X9.SV13." / "order_2" / "c" / "1")
     from scatflow.report import missing_blocks
 
@@ -215,10 +194,11 @@ def test_deleted_block_data_detected_and_recomputed(sds_archive, tmp_path, capsy
     assert "missing" in capsys.readouterr().out.lower()
     assert main(["run", str(cfg), "--quiet"]) == 0
     assert "done: 1 block(s)" in capsys.readouterr().out
-    after = xr.open_zarr(store, group="X9.SV13.", consolidated=False).load()
+    after = load_group(store, "X9.SV13.")
     np.testing.assert_array_equal(after.order_2.values, before.order_2.values)
 
 
+@pytest.mark.slow
 def test_local_cluster_listens_on_loopback_only():
     with cluster.connect({"kind": "local", "workers": 1, "dashboard": True}, log=lambda m: None) as handle:
         client = handle.client
@@ -250,6 +230,7 @@ with cluster.connect({"kind": "local", "workers": 1, "dashboard": False}, log=la
 """
 
 
+@pytest.mark.slow
 def test_local_workers_keep_errors_but_not_shutdown_races(tmp_path):
     """A worker's errors reach stderr while it runs; once it is closing they are teardown races."""
     res = subprocess.run([sys.executable, "-c", WORKER_LOGS], capture_output=True, text=True, timeout=120,
@@ -259,6 +240,7 @@ def test_local_workers_keep_errors_but_not_shutdown_races(tmp_path):
     assert "marker: logged while closing" not in res.stderr, res.stderr
 
 
+@pytest.mark.slow  # builds a SLURMCluster (its scheduler starts) to render the job script
 def test_job_schedulers_use_tls_by_default():
     pytest.importorskip("dask_jobqueue")
     base = {"kind": "slurm", "queue": "debug", "cores": 1, "memory": "1GB", "processes": 1, "jobs": 1,
@@ -270,7 +252,7 @@ def test_job_schedulers_use_tls_by_default():
 def test_config_values_are_never_evaluated(tmp_path, capsys):
     marker = tmp_path / "pwned"
     path = write(obspy.Stream([noise_trace()]), tmp_path / "x.mseed")
-    cfg = files_config(tmp_path, [path], window_s=10.0)
+    cfg = write_config(tmp_path / "run.toml", paths=[path], window_s=10.0)
     cfg.write_text(cfg.read_text().replace("window_s = 10.0", f"window_s = \"__import__('os').system('touch {marker}')\""))
     one_line_error(capsys, cfg, "network.window_s", "must be")
     assert not marker.exists()

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+from helpers import n_windows
 
 from scatflow.errors import ConfigError
 from scatflow.grid import RATE_TOLERANCE, Blocks, Grid, same_rate, whole_samples
@@ -14,9 +15,8 @@ RATE, WINDOW_S, HOP_S = 50.0, 40.0, 20.0
 GRID = Grid(origin_ns=1_449_187_200 * 10**9, sampling_rate=RATE, bins=int(WINDOW_S * RATE), hop=int(HOP_S * RATE))
 
 
-def windows_in(span_s: float, window_s: float = WINDOW_S, hop_s: float = HOP_S) -> int:
-    """Windows lying entirely within a span: the first at its start, then one per hop."""
-    return math.floor((span_s - window_s) / hop_s) + 1
+def windows_in(span_s: float) -> int:
+    return n_windows(span_s, WINDOW_S, HOP_S)
 
 
 def test_durations():

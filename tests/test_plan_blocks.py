@@ -2,7 +2,6 @@
 cluster: what is planned, what a block writes, what the ledger then says, and that the in-memory
 API computes the same numbers."""
 
-import math
 import os
 
 import numpy as np
@@ -10,6 +9,7 @@ import obspy
 import pytest
 import xarray as xr
 import zarr
+from helpers import SMALL_LAYERS, n_blocks, n_windows, one_line_error, windows_per_block
 
 import scatflow
 from scatflow.blocks import BlockResult, run_block
@@ -20,17 +20,17 @@ from scatflow.run import prepare_store
 from scatflow.store import Store
 from scatflow.synthetic import write_day
 
-LAYERS = [{"octaves": 4, "resolution": 2, "quality": 2}, {"octaves": 3, "resolution": 1, "quality": 2}]
+LAYERS = SMALL_LAYERS
 RATE, WINDOW_S, HOP_S, BLOCK_S = 20.0, 40.0, 20.0, 1800.0
 START = obspy.UTCDateTime("2015-12-04T00:00:00")
 GROUP = "X9.SV13."
 
 
 def windows_in(span_s: float) -> int:
-    return math.floor((span_s - WINDOW_S) / HOP_S) + 1
+    return n_windows(span_s, WINDOW_S, HOP_S)
 
 
-CHUNK = int(BLOCK_S / HOP_S)
+CHUNK = windows_per_block(BLOCK_S, HOP_S)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_plan_of_a_new_store(day_file, tmp_path):
     (sp,) = plan.stations
     n = windows_in(2 * 3600)
     assert (sp.key, sp.span, sp.n_old, sp.n_new) == (GROUP, (0, n - 1), 0, n)
-    assert sp.todo == list(range(math.ceil(n / CHUNK))) and sp.complete == 0
+    assert sp.todo == list(range(n_blocks(n, CHUNK))) and sp.complete == 0
     assert (sp.grid.bins, sp.grid.hop) == (WINDOW_S * RATE, HOP_S * RATE)
     tasks = list(plan.block_tasks())
     assert [t.block for t in tasks] == sp.todo
@@ -106,7 +106,7 @@ def test_a_later_span_grows_the_group_and_redoes_the_partial_block(half_done, da
     n2, n3 = windows_in(2 * 3600), windows_in(3 * 3600)
     assert (sp.n_old, sp.n_new) == (n2, n3)
     # The last two-hour block held fewer windows than a block: it is computed again with the new ones.
-    assert n2 % CHUNK and sp.todo == [1] + list(range(n2 // CHUNK, math.ceil(n3 / CHUNK)))
+    assert n2 % CHUNK and sp.todo == [1] + list(range(n2 // CHUNK, n_blocks(n3, CHUNK)))
 
 
 def test_blocks_equal_the_in_memory_api_bitwise(half_done, day_file):
@@ -142,13 +142,13 @@ block_s = {BLOCK_S}
 """)
     assert main(["run", str(cfg_path), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    blocks = math.ceil(windows_in(7200) / CHUNK)
+    blocks = n_blocks(windows_in(7200), CHUNK)
     assert f"plan: {blocks} block(s) to compute" in out
     assert f"windows 0..{windows_in(7200) - 1}" in out
     assert not (tmp_path / "s.zarr").exists()
 
 
 def test_cluster_and_scheduler_together_are_refused(tmp_path, capsys):
-    assert main(["run", str(tmp_path / "none.toml"), "--cluster", "local", "--scheduler", "tcp://127.0.0.1:1"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["scatflow: error: give --cluster (local) or --scheduler (tcp://127.0.0.1:1), not both"]
+    line = one_line_error(capsys, ["run", str(tmp_path / "none.toml"), "--cluster", "local",
+                                   "--scheduler", "tcp://127.0.0.1:1"])
+    assert line == "scatflow: error: give --cluster (local) or --scheduler (tcp://127.0.0.1:1), not both"

@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,14 +14,20 @@ import numpy as np
 import pytest
 import xarray as xr
 import zarr
-from test_archive import config
+from helpers import assert_same_store, load_group, n_blocks, n_windows, windows_per_block, write_config
 
 from scatflow.cli import main
 from scatflow.lock import lock_path, writer_lock
 from scatflow.store import Store
 
-SPAN = ("2015-12-04T00:00:00", "2015-12-04T12:00:00")
+pytestmark = pytest.mark.slow  # every test runs scatflow on a local Dask cluster
+
+START, END = "2015-12-04T00:00:00", "2015-12-04T12:00:00"
 SELECT = ("X9.SV13.*.*", "X9.SV15.*.*")
+GROUPS = ("X9.SV13.", "X9.SV15.")
+RUN = {"select": SELECT, "start": START, "end": END, "block_s": 1200, "workers": 2}
+# Blocks per station over the 12 h span: 2159 windows (40 s, hop 20 s) in blocks of 60.
+BLOCKS = n_blocks(n_windows(12 * 3600, 40.0, 20.0), windows_per_block(1200, 20.0))  # 36
 
 
 def scatflow_cmd(*args):
@@ -62,31 +69,20 @@ def wait_for(predicate, timeout=120.0):
         time.sleep(0.1)
 
 
-def load(store, group):
-    return xr.open_zarr(store, group=group, consolidated=False).load()
-
-
 @pytest.fixture(scope="module")
 def reference(sds_archive, tmp_path_factory):
     """An uninterrupted run to compare with."""
     root, _ = sds_archive
     tmp = tmp_path_factory.mktemp("reference")
-    cfg = config(tmp / "ref.toml", root, *SPAN, "ref.zarr", SELECT, block_s=1200)
+    cfg = write_config(tmp / "ref.toml", sds=root, store="ref.zarr", **RUN)
     assert main(["run", str(cfg), "--quiet"]) == 0
     return tmp / "ref.zarr"
 
 
-def assert_equal_stores(a, b):
-    for group in ("X9.SV13.", "X9.SV15."):
-        da, db = load(a, group), load(b, group)
-        for name in ("order_1", "order_2", "coverage", "time", "block_done"):
-            np.testing.assert_array_equal(da[name].values, db[name].values, err_msg=f"{group} {name}")
-
-
 def assert_done_blocks_correct(store, reference):
     """Every block marked done holds exactly the reference's data (never marked without it)."""
-    for group in ("X9.SV13.", "X9.SV15."):
-        got, ref = load(store, group), load(reference, group)
+    for group in GROUPS:
+        got, ref = load_group(store, group), load_group(reference, group)
         chunk = got.attrs["block_windows"]
         for b in np.flatnonzero(got.block_done.values > 0):
             sl = slice(b * chunk, (b + 1) * chunk)
@@ -96,8 +92,7 @@ def assert_done_blocks_correct(store, reference):
 
 def test_driver_sigkill_then_rerun(sds_archive, reference, tmp_path):
     root, _ = sds_archive
-    cfg = config(tmp_path / "run.toml", root, *SPAN, "run.zarr", SELECT, block_s=1200,
-                 cluster="workers = 2\ndashboard = false")
+    cfg = write_config(tmp_path / "run.toml", sds=root, store="run.zarr", **RUN)
     store = tmp_path / "run.zarr"
     proc = subprocess.Popen(scatflow_cmd("run", str(cfg), "--quiet"), start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -105,7 +100,7 @@ def test_driver_sigkill_then_rerun(sds_archive, reference, tmp_path):
         wait_for(lambda: done_blocks(store, "X9.SV13.") >= 8)
         proc.send_signal(signal.SIGKILL)  # the driver only: its workers are orphaned
         proc.wait()
-        assert done_blocks(store, "X9.SV13.") < 36 or done_blocks(store, "X9.SV15.") < 36
+        assert done_blocks(store, "X9.SV13.") < BLOCKS or done_blocks(store, "X9.SV15.") < BLOCKS
         assert_done_blocks_correct(store, reference)
         # The dead driver's lock is detected and taken over; the rerun completes what is missing.
         assert Path(str(store) + ".lock").exists()
@@ -113,7 +108,7 @@ def test_driver_sigkill_then_rerun(sds_archive, reference, tmp_path):
     finally:
         with_pgid_kill(proc)
     assert not Path(str(store) + ".lock").exists()
-    assert_equal_stores(store, reference)
+    assert_same_store(store, reference, groups=GROUPS)
 
 
 def with_pgid_kill(proc):
@@ -125,8 +120,7 @@ def with_pgid_kill(proc):
 
 def test_worker_sigkill_run_finishes(sds_archive, reference, tmp_path):
     root, _ = sds_archive
-    cfg = config(tmp_path / "run.toml", root, *SPAN, "run.zarr", SELECT, block_s=1200,
-                 cluster="workers = 2\ndashboard = false")
+    cfg = write_config(tmp_path / "run.toml", sds=root, store="run.zarr", **RUN)
     store = tmp_path / "run.zarr"
     proc = subprocess.Popen(scatflow_cmd("run", str(cfg), "--quiet"), start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -144,23 +138,24 @@ def test_worker_sigkill_run_finishes(sds_archive, reference, tmp_path):
     finally:
         with_pgid_kill(proc)
     assert "failed: 0" in out
-    assert_equal_stores(store, reference)
+    assert_same_store(store, reference, groups=GROUPS)
 
 
 def test_second_run_refused_while_first_holds_lock(sds_archive, tmp_path, capsys):
     root, _ = sds_archive
-    cfg = config(tmp_path / "run.toml", root, "2015-12-04T00:00:00", "2015-12-04T01:00:00", "run.zarr",
-                 ("X9.SV13.*.*",))
+    cfg = write_config(tmp_path / "run.toml", sds=root, select=("X9.SV13.*.*",), store="run.zarr",
+                       start="2015-12-04T00:00:00", end="2015-12-04T01:00:00", block_s=3600, workers=2)
     store = Store(tmp_path / "run.zarr")
     with writer_lock(store.path):
         assert main(["run", str(cfg), "--quiet"]) == 2
         err = capsys.readouterr().err
-        assert "being written by another scatflow run" in err and f"pid {os.getpid()}" in err
-        assert os.uname().nodename in err or "host" in err
+        # It names the holder: this process, on this host.
+        assert "being written by another scatflow run" in err, err
+        assert f"(host {socket.gethostname()}, pid {os.getpid()}," in err, err
     # A lock left by a process that is gone is taken over.
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    Path(lock_path(store.path)).write_text(json.dumps({"host": os.uname().nodename, "pid": dead.pid, "started": "x"}))
+    Path(lock_path(store.path)).write_text(json.dumps({"host": socket.gethostname(), "pid": dead.pid, "started": "x"}))
     assert main(["run", str(cfg), "--quiet"]) == 0
     assert not Path(lock_path(store.path)).exists()
 
@@ -181,14 +176,14 @@ def test_disk_full_mid_run(sds_archive, reference, tmp_path):
     if not mount_tmpfs(full, f"{size_kb}k"):
         pytest.skip("cannot mount a size-limited tmpfs here (needs root and mount)")
     try:
-        cfg = config(tmp_path / "run.toml", root, *SPAN, str(full / "run.zarr"), SELECT, block_s=1200)
+        cfg = write_config(tmp_path / "run.toml", sds=root, store=full / "run.zarr", **RUN)
         res = subprocess.run(scatflow_cmd("run", str(cfg), "--quiet"), capture_output=True, text=True, timeout=300)
         assert res.returncode == 2, res.stdout + res.stderr
         lines = res.stderr.strip().splitlines()
         assert len(lines) == 1 and "cannot be written" in lines[0] and "No space left" in lines[0], res.stderr
         assert "Traceback" not in res.stderr
         store = full / "run.zarr"
-        assert 0 < done_blocks(store, "X9.SV13.") + done_blocks(store, "X9.SV15.") < 72
+        assert 0 < done_blocks(store, "X9.SV13.") + done_blocks(store, "X9.SV15.") < len(GROUPS) * BLOCKS
         assert_done_blocks_correct(store, reference)
         xr.open_zarr(store, group="X9.SV13.")  # still opens with default arguments
     finally:

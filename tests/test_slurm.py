@@ -6,30 +6,17 @@ SLURM is not up. Elsewhere they skip with the reason.
 """
 
 import os
-import shutil
-import subprocess
 
-import numpy as np
 import pytest
 import xarray as xr
 import zarr
-from test_archive import config
+from helpers import TUTORIAL_LAYERS, assert_same_store, n_windows, slurm_up, write_config
 
 from scatflow.cli import main
 
 pytest.importorskip("dask_jobqueue")
 
-TUTORIAL = [{"octaves": 6, "resolution": 4, "quality": 2}, {"octaves": 6, "resolution": 1, "quality": 2}]
-
-
-def slurm_up() -> bool:
-    if not shutil.which("sinfo"):
-        return False
-    try:
-        out = subprocess.run(["timeout", "5", "sinfo", "-h", "-o", "%t"], capture_output=True, text=True)
-    except OSError:
-        return False
-    return out.returncode == 0 and "idle" in out.stdout or "mix" in out.stdout or "alloc" in out.stdout
+pytestmark = pytest.mark.slow  # SLURM jobs and local Dask clusters
 
 
 @pytest.fixture(autouse=True)
@@ -50,20 +37,13 @@ def workers_of_last_run(store):
     return attrs["runs"][-1]["workers"]
 
 
-def assert_same_store(a, b, group="X9.SV13."):
-    da = xr.open_zarr(a, group=group, consolidated=False).load()
-    db = xr.open_zarr(b, group=group, consolidated=False).load()
-    for name in ("order_1", "order_2", "coverage", "time", "block_done"):
-        np.testing.assert_array_equal(da[name].values, db[name].values, err_msg=name)
-
-
 def test_slurm_jobs_equal_local(sds_archive, tmp_path, monkeypatch, capsys):
     root, _ = sds_archive
     monkeypatch.chdir(tmp_path)  # the temporary TLS certificate files go to the working directory
-    span = ("2015-12-04T22:00:00", "2015-12-05T01:00:00")
-    local = config(tmp_path / "local.toml", root, *span, "local.zarr", ("X9.SV13.*.*",), block_s=1800)
-    slurm = config(tmp_path / "slurm.toml", root, *span, "slurm.zarr", ("X9.SV13.*.*",), block_s=1800,
-                   cluster=slurm_section())
+    run = {"sds": root, "select": ("X9.SV13.*.*",), "start": "2015-12-04T22:00:00", "end": "2015-12-05T01:00:00",
+           "block_s": 1800}
+    local = write_config(tmp_path / "local.toml", store="local.zarr", workers=2, **run)
+    slurm = write_config(tmp_path / "slurm.toml", store="slurm.zarr", cluster=slurm_section(), **run)
     assert main(["run", str(slurm), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "#SBATCH -p debug" in out and "--protocol tls://" in out  # TLS by default
@@ -83,11 +63,11 @@ def test_worker_lifetime_shorter_than_run(sds_archive, tmp_path, monkeypatch):
     monkeypatch.setenv("DASK_DISTRIBUTED__DEPLOY__LOST_WORKER_TIMEOUT", "2s")
     import dask
 
-    span = ("2015-12-04T08:00:00", "2015-12-04T20:00:00")
-    common = dict(select=("X9.SV13.*.*",), layers=TUTORIAL, block_s=1800)
-    local = config(tmp_path / "local.toml", root, *span, "local.zarr", **common)
-    slurm = config(tmp_path / "slurm.toml", root, *span, "slurm.zarr", **common,
-                   cluster=slurm_section(extra='lifetime = "10s"\nlifetime_stagger = "2s"\n'))
+    run = {"sds": root, "select": ("X9.SV13.*.*",), "start": "2015-12-04T08:00:00", "end": "2015-12-04T20:00:00",
+           "layers": TUTORIAL_LAYERS, "block_s": 1800}
+    local = write_config(tmp_path / "local.toml", store="local.zarr", workers=2, **run)
+    slurm = write_config(tmp_path / "slurm.toml", store="slurm.zarr", **run,
+                         cluster=slurm_section(extra='lifetime = "10s"\nlifetime_stagger = "2s"\n'))
     assert main(["run", str(local), "--quiet"]) == 0
     with dask.config.set({"distributed.deploy.lost-worker-timeout": "2s"}):
         assert main(["run", str(slurm), "--quiet"]) == 0
@@ -95,4 +75,5 @@ def test_worker_lifetime_shorter_than_run(sds_archive, tmp_path, monkeypatch):
     assert len(jobs) > 2, f"workers were not replaced: jobs {jobs}"
     assert_same_store(tmp_path / "local.zarr", tmp_path / "slurm.zarr")
     ds = xr.open_zarr(tmp_path / "slurm.zarr", group="X9.SV13.", consolidated=False)
-    assert ds.block_done.values.sum() == ds.sizes["time"] == 2159  # every window written once
+    # Every window of the 12 h span written once.
+    assert ds.block_done.values.sum() == ds.sizes["time"] == n_windows(12 * 3600, 40.0, 20.0)

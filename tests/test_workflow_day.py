@@ -10,14 +10,21 @@ import numpy as np
 import obspy
 import pytest
 import xarray as xr
-from conftest import assert_close
+from helpers import TUTORIAL_LAYERS, assert_close, n_blocks, n_windows, windows_per_block, write_config
 
 import scatflow
 from scatflow.cli import main
 
-scatseisnet = pytest.importorskip("scatseisnet")
+# The example day: 40 s windows at 50 Hz (2000 samples), hop 20 s, default 6 h blocks.
+DAY_WINDOWS = n_windows(86400, 40.0, 20.0)  # 4319
+DAY_BLOCKS = n_blocks(DAY_WINDOWS, windows_per_block(21600, 20.0))  # 4 blocks of 1080
+HOUR_WINDOWS = n_windows(3600, 40.0, 20.0)  # 179
 
-TUTORIAL = [{"octaves": 6, "resolution": 4, "quality": 2}, {"octaves": 6, "resolution": 1, "quality": 2}]
+
+@pytest.fixture(scope="module")
+def scatseisnet():
+    """The oracle, for the tests that compare with it."""
+    return pytest.importorskip("scatseisnet")
 
 
 def set_keys(config: Path, **values) -> None:
@@ -39,6 +46,7 @@ def notebook_segments(stream, window_s, bins):
     return np.array(times), np.array(segments), ids
 
 
+# Tests using the example day are slow: making it runs scatflow on a local Dask cluster.
 @pytest.fixture(scope="module")
 def example_day(tmp_path_factory):
     root = tmp_path_factory.mktemp("day")
@@ -49,18 +57,19 @@ def example_day(tmp_path_factory):
     return root, root / "results.zarr"
 
 
-def test_example_day_equals_notebook_procedure(example_day):
+@pytest.mark.slow
+def test_example_day_equals_notebook_procedure(example_day, scatseisnet):
     root, store = example_day
     (path,) = sorted((root / "data").glob("*.mseed"))
     stream = obspy.read(str(path))
     times, segments, ids = notebook_segments(stream, 40.0, 2000)
     ds = xr.open_zarr(store, group="X9.SV13.", consolidated=False)
-    assert len(times) == 4319
+    assert len(times) == DAY_WINDOWS
     np.testing.assert_array_equal(ds.time.values, times)
     # The reference needs ~25 ms a window: check every 7th window plus each block edge.
     chunk = ds.attrs["block_windows"]
-    pick = sorted(set(range(0, 4319, 7)) | {chunk - 1, chunk, 2 * chunk - 1, 2 * chunk, 4318})
-    net = scatseisnet.ScatteringNetwork(*TUTORIAL, bins=2000, sampling_rate=50.0)
+    pick = sorted(set(range(0, DAY_WINDOWS, 7)) | {chunk - 1, chunk, 2 * chunk - 1, 2 * chunk, DAY_WINDOWS - 1})
+    net = scatseisnet.ScatteringNetwork(*TUTORIAL_LAYERS, bins=2000, sampling_rate=50.0)
     ref1, ref2 = net.transform(segments[pick], reduce_type=np.median)
     sub = ds.isel(time=pick).sel(channel=ids)
     assert sub.order_1.dtype == np.float64
@@ -69,6 +78,7 @@ def test_example_day_equals_notebook_procedure(example_day):
     assert float(ds.coverage.min()) == 1.0
 
 
+@pytest.mark.slow
 def test_store_opens_with_plain_xarray_without_scatflow(example_day):
     _, store = example_day
     code = f"""
@@ -89,12 +99,13 @@ print(json.dumps({{
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     info = json.loads(out.stdout)
-    assert info["dims"] == {"time": 4319, "channel": 3, "f1": 24, "f2": 6, "block": 4}
+    # 24 = 6 octaves x 4 filters an octave, 6 = 6 octaves x 1.
+    assert info["dims"] == {"time": DAY_WINDOWS, "channel": 3, "f1": 24, "f2": 6, "block": DAY_BLOCKS}
     assert {"order_1", "order_2", "coverage"} <= set(info["vars"]) and info["tree_vars"] == info["vars"]
     assert info["time0"].startswith("2015-12-04T00:00:00") and info["time_dtype"] == "datetime64[ns]"
     assert info["channels"] == ["X9.SV13..HHE", "X9.SV13..HHN", "X9.SV13..HHZ"]
     assert info["f1_units"] == "Hz" and info["order2_dtype"] == "float64"
-    net = scatflow.ScatteringNetwork(*TUTORIAL, bins=2000, sampling_rate=50.0)
+    net = scatflow.ScatteringNetwork(*TUTORIAL_LAYERS, bins=2000, sampling_rate=50.0)
     assert info["f1"] == net.banks[0].centers.tolist() and info["f2"] == net.banks[1].centers.tolist()
     assert {"network", "reduce", "window_s", "hop_s", "sampling_rate_hz", "scatflow_version"} <= set(info["attrs"])
     assert {"design", "config", "versions", "runs"} <= set(info["root"])
@@ -104,6 +115,7 @@ print(json.dumps({{
     assert meta["attributes"]["units"] == "nanoseconds since 1970-01-01"
 
 
+@pytest.mark.slow
 def test_rerun_computes_nothing(example_day, capsys):
     root, store = example_day
     before = {p: p.stat().st_mtime_ns for p in (store / "X9.SV13." / "order_2").rglob("*") if p.is_file()}
@@ -114,41 +126,28 @@ def test_rerun_computes_nothing(example_day, capsys):
     assert before == after
 
 
+@pytest.mark.slow
 def test_transform_stream_equals_store(example_day):
     root, store = example_day
     (path,) = sorted((root / "data").glob("*.mseed"))
     t0 = obspy.UTCDateTime("2015-12-04T05:00:00")
     stream = obspy.read(str(path), starttime=t0 - 60, endtime=t0 + 7200)
-    ds = scatflow.transform_stream(stream, layers=TUTORIAL, window_s=40.0, start=t0, end=t0 + 3600, chunk=50)
+    ds = scatflow.transform_stream(stream, layers=TUTORIAL_LAYERS, window_s=40.0, start=t0, end=t0 + 3600, chunk=50)
     assert ds.order_2.chunks[0][0] == 50  # lazy, chunked along windows
     ds = ds.compute()
     stored = xr.open_zarr(store, group="X9.SV13.", consolidated=False).sel(time=ds.time)
-    assert ds.sizes["time"] == 179
+    assert ds.sizes["time"] == HOUR_WINDOWS
     np.testing.assert_array_equal(ds.order_1.values, stored.order_1.values)
     np.testing.assert_array_equal(ds.order_2.values, stored.order_2.values)
 
 
-def test_real_recording_anmo(tmp_path):
+@pytest.mark.slow
+def test_real_recording_anmo(tmp_path, scatseisnet):
     """A real day-long 1 Hz record shipped in ObsPy's wheel (IU.ANMO.00.LHZ, 2010-01-01)."""
     path = Path(obspy.__file__).parent / "signal" / "tests" / "data" / "IUANMO.seed"
     layers = [{"octaves": 5, "resolution": 4, "quality": 2}, {"octaves": 5, "resolution": 2, "quality": 2}]
-    config = tmp_path / "anmo.toml"
-    config.write_text(
-        f"""
-[input]
-paths = ["{path}"]
-[network]
-window_s = 600.0
-overlap = 0.5
-layers = {json.dumps(layers).replace('"', '').replace(':', ' =')}
-[output]
-store = "anmo.zarr"
-dtype = "float64"
-block_s = 21600
-[cluster]
-workers = 1
-"""
-    )
+    config = write_config(tmp_path / "anmo.toml", paths=[path], window_s=600.0, layers=layers, store="anmo.zarr",
+                          block_s=21600)
     assert main(["run", str(config), "--quiet"]) == 0
     ds = xr.open_zarr(tmp_path / "anmo.zarr", group="IU.ANMO.00", consolidated=False)
     stream = obspy.read(str(path))
@@ -166,6 +165,7 @@ workers = 1
     assert_close(ds.order_1.values[-1:], net.transform(last, reduce_type=np.median)[0])
 
 
+@pytest.mark.slow
 def test_join_running_scheduler(example_day, tmp_path):
     """`--scheduler ADDRESS` runs the blocks on an existing cluster; same numbers as the local run."""
     from distributed import LocalCluster
@@ -179,7 +179,7 @@ def test_join_running_scheduler(example_day, tmp_path):
         assert len(cluster.scheduler.workers) == 1  # ran on that cluster, which is still up
     got = xr.open_zarr(tmp_path / "hour.zarr", group="X9.SV13.", consolidated=False).load()
     ref = xr.open_zarr(store, group="X9.SV13.", consolidated=False).sel(time=got.time).load()
-    assert got.sizes["time"] == 179
+    assert got.sizes["time"] == HOUR_WINDOWS
     np.testing.assert_array_equal(got.order_2.values, ref.order_2.values)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
+from helpers import TUTORIAL_LAYERS, n_blocks, n_windows, windows_per_block
 
 import scatflow
 from scatflow.cli import EXAMPLE_CONFIG, main
@@ -19,10 +20,6 @@ WORKFLOWS = Path(__file__).resolve().parent.parent / "workflows"
 TUTORIAL = WORKFLOWS / "tutorial.toml"
 ARCHIVE = WORKFLOWS / "archive.toml"
 NOTEBOOK = WORKFLOWS / "notebook.py"
-TUTORIAL_LAYERS = [
-    {"octaves": 6, "resolution": 4, "quality": 2},
-    {"octaves": 6, "resolution": 1, "quality": 2},
-]
 
 
 def test_tutorial_recipe_parses_with_paths_relative_to_it():
@@ -52,7 +49,9 @@ def test_tutorial_recipe_plans_on_example_data(tmp_path, capsys):
     write_day(tmp_path / "data" / "X9.SV13..HH.2015.338.mseed", duration_s=600.0)
     assert main(["run", str(tmp_path / "tutorial.toml"), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "X9.SV13." in out and "plan: 4 block(s)" in out
+    # The recipe's day of 40 s windows, hop 20 s, in the default 6 h blocks: 4 blocks.
+    blocks = n_blocks(n_windows(86400, 40.0, 20.0), windows_per_block(21600, 20.0))
+    assert "X9.SV13." in out and f"plan: {blocks} block(s)" in out
     assert not (tmp_path / "results.zarr").exists()
 
 
@@ -90,7 +89,7 @@ def test_notebook_script_runs_end_to_end(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     ds = xr.open_zarr(out / "features.zarr", consolidated=False)
-    assert ds.sizes["time"] == 179  # windows lying entirely within the hour: (3600 - 40) / 20 + 1
+    assert ds.sizes["time"] == n_windows(3600, 40.0, 20.0)  # windows lying entirely within the hour: 179
     assert ds.time.values[0] == np.datetime64("2015-12-04T10:00:00", "ns")
     assert ds.time.values[-1] == np.datetime64("2015-12-04T10:59:20", "ns")
     assert list(ds.channel.values) == ["X9.SV13..HHE", "X9.SV13..HHN", "X9.SV13..HHZ"]

@@ -1,0 +1,159 @@
+"""Plain helpers shared by the test modules (fixtures live in conftest.py).
+
+Test modules import from here, never from one another.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from scatflow.cli import main
+
+# The scatseisnet tutorial's design (40 s windows at 50 Hz: 24 first-order, 6 second-order filters).
+TUTORIAL_LAYERS = [
+    {"octaves": 6, "resolution": 4, "quality": 2},
+    {"octaves": 6, "resolution": 1, "quality": 2},
+]
+# A small design, quick to compute, that fits windows of 200 samples or more.
+SMALL_LAYERS = [
+    {"octaves": 4, "resolution": 2, "quality": 2},
+    {"octaves": 3, "resolution": 1, "quality": 2},
+]
+STORE_VARIABLES = ("order_1", "order_2", "coverage", "time", "block_done")
+
+
+# -- window arithmetic --------------------------------------------------------------------------
+def n_windows(span_s: float, window_s: float, hop_s: float) -> int:
+    """Number of windows lying entirely within a span: floor((span - window) / hop) + 1."""
+    return math.floor((span_s - window_s) / hop_s + 1e-9) + 1
+
+
+def n_blocks(windows: int, windows_per_block: int) -> int:
+    """Number of blocks (Zarr chunks along time) holding ``windows`` windows."""
+    return math.ceil(windows / windows_per_block)
+
+
+def windows_per_block(block_s: float, hop_s: float) -> int:
+    """Windows in a full block: a block is ``block_s`` seconds of window starts."""
+    per = block_s / hop_s
+    assert per == round(per), (block_s, hop_s)
+    return round(per)
+
+
+def block_sizes(windows: int, per_block: int) -> list[int]:
+    """Windows in each block: full blocks, then the remainder."""
+    return [min(per_block, windows - b * per_block) for b in range(n_blocks(windows, per_block))]
+
+
+# -- configs ------------------------------------------------------------------------------------
+def toml_layers(layers) -> str:
+    """``layers`` as a TOML inline array of tables."""
+    return "[" + ", ".join("{ " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in layer.items()) + " }"
+                           for layer in layers) + "]"
+
+
+def write_config(path: Path, *, paths=None, sds=None, select=None, start=None, end=None,
+                 window_s=40.0, overlap=0.5, reduce="median", layers=SMALL_LAYERS, design=None,
+                 store="out.zarr", dtype="float64", block_s=None, workers=1, cluster=None) -> Path:
+    """Write a ``scatflow run`` config to ``path`` and return ``path``.
+
+    The input is ``paths`` (files or globs) or an ``sds`` archive root; ``layers`` or a ``design``
+    file gives the network; ``cluster`` (the ``[cluster]`` section's body) defaults to ``workers``
+    local workers without a dashboard. Keys left as None are not written (scatflow's defaults).
+    """
+
+    def line(key, value):
+        return "" if value is None else f"{key} = {json.dumps(value) if isinstance(value, str | list) else value}\n"
+
+    paths = None if paths is None else [str(p) for p in paths]
+    sds = None if sds is None else str(sds)
+    select = None if select is None else list(select)
+    layers = None if layers is None else toml_layers(layers)
+    if cluster is None:
+        cluster = f"workers = {workers}\ndashboard = false"
+    text = (
+        "[input]\n" + line("paths", paths) + line("sds", sds) + line("select", select)
+        + line("start", start) + line("end", end)
+        + "[network]\n" + line("window_s", window_s) + line("overlap", overlap) + line("reduce", reduce)
+        + ("" if layers is None else f"layers = {layers}\n") + line("design", design)
+        + "[output]\n" + line("store", str(store)) + line("dtype", dtype) + line("block_s", block_s)
+        + f"[cluster]\n{cluster}\n"
+    )
+    path = Path(path)
+    path.write_text(text)
+    return path
+
+
+# -- command outcomes ---------------------------------------------------------------------------
+def one_line_error(capsys, argv, *needles) -> str:
+    """Run ``scatflow`` with ``argv`` (or ``run CONFIG --quiet`` when given a config path) and check
+    the bad-input contract: exit status 2 and exactly one line on stderr, ``scatflow: error: ...``,
+    without a traceback, containing each of ``needles``. Returns that line."""
+    if isinstance(argv, str | Path):
+        argv = ["run", str(argv), "--quiet"]
+    code = main(list(argv))
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("scatflow: error: "), err
+    assert "Traceback" not in err, err
+    for needle in needles:
+        assert needle in lines[0], err
+    return lines[0]
+
+
+# -- stores -------------------------------------------------------------------------------------
+def load_group(store, group) -> xr.Dataset:
+    """One station group of a store, read into memory."""
+    return xr.open_zarr(store, group=group, consolidated=False).load()
+
+
+def assert_same_store(a, b, groups=("X9.SV13.",), names=STORE_VARIABLES):
+    """Stores ``a`` and ``b`` hold identical ``names`` in each of ``groups``."""
+    for group in groups:
+        da, db = load_group(a, group), load_group(b, group)
+        for name in names:
+            np.testing.assert_array_equal(da[name].values, db[name].values, err_msg=f"{group} {name}")
+
+
+# -- numbers ------------------------------------------------------------------------------------
+def assert_close(got, ref, rtol=1e-10, atol=1e-12, what="array"):
+    """The project's comparison: |a-b| <= rtol*|b| + atol*max|b| (per array)."""
+    got = np.asarray(got)
+    ref = np.asarray(ref)
+    assert got.shape == ref.shape, f"{what}: shape {got.shape} != {ref.shape}"
+    assert np.isfinite(got).all(), f"{what}: non-finite values"
+    scale = np.abs(ref).max()
+    err = np.abs(got - ref)
+    bound = rtol * np.abs(ref) + atol * scale
+    bad = err > bound
+    assert not bad.any(), (
+        f"{what}: {bad.sum()} of {bad.size} elements out of tolerance; "
+        f"worst |a-b|/max|b| = {(err / scale).max():.3e}"
+    )
+
+
+# -- SLURM --------------------------------------------------------------------------------------
+USABLE_SLURM_STATES = {"idle", "mix", "alloc"}
+
+
+def slurm_up() -> bool:
+    """True when ``sinfo`` answers (exit status 0 within 5 s) and lists a node in a usable state:
+    idle, mix or alloc. A state with a flag (``idle*`` not responding, ``idle~`` powered off, ...)
+    or any other state (down, drain, ...) does not count."""
+    if not shutil.which("sinfo"):
+        return False
+    try:
+        out = subprocess.run(["timeout", "5", "sinfo", "-h", "-o", "%t"], capture_output=True, text=True)
+    except OSError:
+        return False
+    if out.returncode != 0:
+        return False
+    return not USABLE_SLURM_STATES.isdisjoint(out.stdout.split())
