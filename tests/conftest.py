@@ -3,9 +3,6 @@
 import numpy as np
 import pytest
 
-# test_network_exactness and test_network_input import assert_close from here.
-from helpers import assert_close  # noqa: F401
-
 
 @pytest.fixture
 def rng():

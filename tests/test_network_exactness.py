@@ -3,16 +3,13 @@
 import numpy as np
 import pytest
 import scipy.fft
-from conftest import assert_close
+from helpers import TUTORIAL_LAYERS, assert_close
 
 import scatflow
 
 scatseisnet = pytest.importorskip("scatseisnet")
 
-TUTORIAL = [
-    {"octaves": 6, "resolution": 4, "quality": 2},
-    {"octaves": 6, "resolution": 1, "quality": 2},
-]
+TUTORIAL = TUTORIAL_LAYERS
 
 # (layers, bins, sampling_rate): depths 1-3, odd and even bins, normalisations.
 DESIGNS = {
