@@ -81,6 +81,20 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "log_directory": Key(str, None, "jobs: where job stdout/stderr go"),
         "tls": Key(bool, True, "jobs: encrypt and authenticate scheduler-worker traffic with a temporary certificate"),
     },
+    # scatflow analyze: independent components and clusters of the stored coefficients.
+    "analysis": {
+        "name": Key(str, "ica", "results go to the group analysis/<name> of the store"),
+        "stations": Key(list, ["*"], "station patterns NET.STA.LOC with shell wildcards"),
+        "joint": Key(bool, True, "one model for all stations (false: one model per station)"),
+        "log_floor": Key((int, float), 1e-4, "features are log10(x + log_floor * M), M the largest value of "
+                         "the same order in the fitting sample; 0 = plain log10"),
+        "normalize": Key(str, "none", "none | minmax (one global min and max) | standard (per feature)"),
+        "sample": Key(int, 200000, "windows drawn (seeded, spread over stations and time) to fit"),
+        "components": Key(int, 4, "independent components (FastICA n_components)"),
+        "seed": Key(int, 42, "FastICA random_state"),
+        "clusters": Key(int, 4, "KMeans n_clusters"),
+        "cluster_seed": Key(int, 4, "KMeans random_state"),
+    },
 }
 
 CLUSTER_KINDS = ("local", "slurm", "pbs", "sge")
@@ -101,6 +115,7 @@ class Config:
     network: T.Mapping
     output: T.Mapping
     cluster: T.Mapping
+    analysis: T.Mapping = dataclasses.field(default_factory=lambda: types.MappingProxyType({}))
 
     @property
     def store(self) -> Path:
@@ -226,6 +241,7 @@ def _check(sections: dict, base: Path | None, source: str) -> None:
     _check_network(sections["network"], resolve, source)
     _check_output(sections["output"], hop_seconds(sections["network"]), resolve, source)
     _check_cluster(sections["cluster"], source)
+    _check_analysis(sections["analysis"], source)
 
 
 def _check_input(inp: dict, resolve, source: str) -> None:
@@ -296,6 +312,28 @@ def _check_cluster(clu: dict, source: str) -> None:
     for key in ("workers", "threads_per_worker", "cores", "processes", "jobs", "minimum_jobs", "maximum_jobs"):
         if clu[key] is not None and clu[key] < 1:
             raise ConfigError(f"{source}: 'cluster.{key}' must be at least 1, got {clu[key]}")
+
+
+def _check_analysis(ana: dict, source: str) -> None:
+    name = ana["name"]
+    # The name is a Zarr group name under analysis/: no path separators, nothing hidden.
+    if not name or not all(c.isalnum() or c in "_-" for c in name):
+        raise ConfigError(f"{source}: 'analysis.name' must be letters, digits, '_' or '-', got {name!r}")
+    if not ana["stations"] or not all(isinstance(p, str) and p for p in ana["stations"]):
+        raise ConfigError(f"{source}: 'analysis.stations' must list station patterns on NET.STA.LOC, "
+                          "e.g. ['*'] or ['X9.SV*.*']")
+    if not math.isfinite(ana["log_floor"]) or ana["log_floor"] < 0:
+        raise ConfigError(f"{source}: 'analysis.log_floor' must be a number >= 0, got {ana['log_floor']}")
+    if ana["normalize"] not in ("none", "minmax", "standard"):
+        raise ConfigError(f"{source}: 'analysis.normalize' must be none, minmax or standard, got {ana['normalize']!r}")
+    for key in ("sample", "components", "clusters"):
+        if ana[key] < 1:
+            raise ConfigError(f"{source}: 'analysis.{key}' must be at least 1, got {ana[key]}")
+    if ana["sample"] < 2:
+        raise ConfigError(f"{source}: 'analysis.sample' must be at least 2, got {ana['sample']}")
+    for key in ("seed", "cluster_seed"):
+        if ana[key] < 0:
+            raise ConfigError(f"{source}: 'analysis.{key}' must be >= 0, got {ana[key]}")
 
 
 def _check_layer(i: int, layer, source: str) -> dict:

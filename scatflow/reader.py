@@ -17,7 +17,7 @@ import zarr
 from .errors import StoreError
 from .grid import Blocks
 from .ledger import Ledger
-from .store import REQUIRED, group_names, open_root, read_ledger
+from .store import ANALYSIS_GROUP, REQUIRED, group_names, open_root, read_ledger
 
 
 def decode_times(arr: zarr.Array) -> np.ndarray:
@@ -139,6 +139,50 @@ class StoreReader:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             return xr.open_zarr(self.path, group=name, consolidated=False)
+
+    # -- analysis results (scatflow analyze) -------------------------------------------------
+    def analysis_names(self) -> list[str]:
+        """Names of the analyses in the store (groups ``analysis/<name>``), sorted."""
+        if ANALYSIS_GROUP not in self.root:
+            return []
+        return sorted(name for name, _ in self.root[ANALYSIS_GROUP].groups())
+
+    def analysis_attrs(self, name: str) -> dict | None:
+        """Attributes of ``analysis/<name>`` (resolved config, fit records); None when absent."""
+        if name not in self.analysis_names():
+            return None
+        return dict(self.root[f"{ANALYSIS_GROUP}/{name}"].attrs)
+
+    def analysis_stations(self, name: str) -> list[str]:
+        """Stations with results in ``analysis/<name>``, sorted."""
+        if name not in self.analysis_names():
+            return []
+        g = self.root[f"{ANALYSIS_GROUP}/{name}"]
+        return sorted(k for k, sub in g.groups() if "time" in sub)
+
+    def analysis(self, name: str, station: str | None = None) -> xr.Dataset:
+        """Group ``analysis/<name>`` (the joint model) or ``analysis/<name>/<station>`` (a
+        station's components, clusters and distances, and its model when fitted per station),
+        as a lazy Dataset.
+
+        Raises
+        ------
+        StoreError
+            No such analysis or station, listing those there are.
+        """
+        names = self.analysis_names()
+        if name not in names:
+            raise StoreError(f"{self.path}: no analysis {name!r}; the store has: {', '.join(names) or 'none'}")
+        group = f"{ANALYSIS_GROUP}/{name}"
+        if station is not None:
+            stations = self.analysis_stations(name)
+            if station not in stations:
+                raise StoreError(f"{self.path}: analysis {name!r} has no station {station!r}; "
+                                 f"it has: {', '.join(stations) or 'none'}")
+            group += f"/{station}"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return xr.open_zarr(self.path, group=group, consolidated=False)
 
 
 def missing_blocks(path: str | os.PathLike, group: str) -> list[int]:

@@ -101,9 +101,13 @@ def open_root(path: str | os.PathLike) -> tuple[zarr.Group, dict]:
     return root, attrs
 
 
+#: The root group holding ``scatflow analyze`` results; never a station (station keys are NET.STA.LOC).
+ANALYSIS_GROUP = "analysis"
+
+
 def group_names(root: zarr.Group) -> list[str]:
-    """Names of the root's groups (station groups), sorted."""
-    return sorted(name for name, _ in root.groups())
+    """Names of the root's groups (station groups), sorted; the ``analysis`` group is not one."""
+    return sorted(name for name, _ in root.groups() if name != ANALYSIS_GROUP)
 
 
 def _chunk_present(arr: zarr.Array, coords: tuple[int, ...]) -> bool:
@@ -300,6 +304,60 @@ class Store:
         g["block_error"][block] = error
         g["block_done"][block] = windows
 
+    # -- analysis groups (scatflow analyze; docs/store-format.md "Analysis") -------------------
+    def analysis_group(self, name: str, key: str | None = None) -> str:
+        """The group path ``analysis/<name>`` (or ``analysis/<name>/<key>`` for a station)."""
+        return f"{ANALYSIS_GROUP}/{name}" + (f"/{key}" if key else "")
+
+    def drop_analysis(self, name: str) -> None:
+        """Delete the group ``analysis/<name>`` (``--refit``); the station groups are untouched."""
+        import shutil
+
+        path = os.path.join(self.path, ANALYSIS_GROUP, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+
+    def write_analysis_model(self, name: str, key: str | None, model: xr.Dataset) -> None:
+        """Write a fitted model's arrays (no time dimension) into ``analysis/<name>[/<key>]``."""
+        model.to_zarr(self.path, group=self.analysis_group(name, key), mode="a", zarr_format=3,
+                      consolidated=False)
+
+    def set_analysis_attrs(self, name: str, attrs: dict) -> None:
+        """Replace the attributes of ``analysis/<name>`` (the resolved config and fit records)."""
+        # Written after the model arrays: every to_zarr call replaces the group's attributes.
+        g = zarr.open_group(self.path, path=self.analysis_group(name), mode="r+", use_consolidated=False)
+        g.attrs.clear()
+        g.attrs.update(attrs)
+
+    def write_analysis_windows(self, name: str, key: str, ds: xr.Dataset, k0: int, chunk: int) -> None:
+        """Write windows ``k0 .. k0 + len(ds.time)`` of station ``key``'s analysis arrays.
+
+        The first write (``k0 = 0``, no group yet) creates the arrays with chunks of ``chunk``
+        windows (the station group's blocks); later writes grow them and write the region,
+        which starts on a chunk boundary so parallel chunk writes never share a chunk.
+        """
+        if k0 % chunk:
+            raise StoreError(f"internal: analysis region starting at window {k0} is not aligned to chunks of {chunk}")
+        group = self.analysis_group(name, key)
+        root = self._root()
+        exists = group in root and "time" in root[group]
+        if not exists:
+            if k0:
+                raise StoreError(f"internal: analysis group {group} is absent but window {k0} was asked")
+            enc = {"time": {"units": "nanoseconds since 1970-01-01", "dtype": "int64", "chunks": (chunk,)}}
+            for var_name, var in ds.data_vars.items():
+                enc[var_name] = {"chunks": (chunk, *var.shape[1:]), "compressors": [_compressor()]}
+            ds.to_zarr(self.path, group=group, mode="a", zarr_format=3, consolidated=False, encoding=enc)
+            return
+        g = zarr.open_group(self.path, path=group, mode="r+", use_consolidated=False)
+        end = k0 + ds.sizes["time"]
+        for var_name in ("time", *ds.data_vars):
+            arr = g[var_name]
+            if arr.shape[0] < end:
+                arr.resize((end, *arr.shape[1:]))
+        timed = ds.drop_vars([v for v in ds.variables if "time" not in ds[v].dims])
+        timed.to_zarr(self.path, group=group, region={"time": slice(k0, end)}, consolidated=False)
+
 
 def versions() -> dict:
     """Versions of the libraries whose behaviour the numbers depend on."""
@@ -320,4 +378,4 @@ def versions() -> dict:
     }
 
 
-__all__ = ["Store", "StoreError", "StationState", "open_root", "group_names", "read_ledger", "encoding", "versions"]
+__all__ = ["ANALYSIS_GROUP", "Store", "StoreError", "StationState", "open_root", "group_names", "read_ledger", "encoding", "versions"]

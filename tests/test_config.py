@@ -50,6 +50,8 @@ def test_every_key_is_accepted_and_kept():
                  "job_extra_directives": ["--qos=long"], "job_script_prologue": ["module load x"],
                  "lifetime": "55m", "lifetime_stagger": "2m", "local_directory": "/scratch",
                  "log_directory": "logs", "tls": False},
+        analysis={"name": "ica2", "stations": ["X9.*.*"], "joint": False, "log_floor": 0.0, "normalize": "minmax",
+                  "sample": 5000, "components": 6, "seed": 1, "clusters": 5, "cluster_seed": 2},
     )
     cfg = parse_config(raw, base=Path("/cfg"))
     for section, values in raw.items():
