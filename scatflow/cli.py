@@ -1,4 +1,4 @@
-"""The ``scatflow`` command: example, run, info, plot.
+"""The ``scatflow`` command: example, run, info, plot, analyze, export.
 
 Errors print one line naming the file, key or channel at fault and exit with
 status 2 (1 when blocks failed); ``--debug`` shows the traceback instead.
@@ -182,11 +182,58 @@ def cmd_info(args) -> int:
 
 # -- plot -----------------------------------------------------------------------------------------
 def cmd_plot(args) -> int:
+    if args.analysis:
+        from .analysis_plot import plot_analysis
+
+        for path in plot_analysis(args.store, args.analysis, output=args.output, station=args.station,
+                                  start=args.start, end=args.end):
+            print(f"wrote {path}")
+        return 0
     from .plot import plot_store
 
     path = plot_store(args.store, output=args.output, station=args.station, channel=args.channel, f1=args.f1,
                       start=args.start, end=args.end)
     print(f"wrote {path}")
+    return 0
+
+
+# -- analyze / export -------------------------------------------------------------------------------
+def cmd_analyze(args) -> int:
+    from . import cluster
+    from .analysis import parse_explore
+    from .config import load_config
+
+    overrides = {"cluster": {}}
+    if args.scheduler:
+        overrides["cluster"]["kind"] = args.scheduler
+    if args.workers:
+        overrides["cluster"]["workers"] = args.workers
+    cfg = load_config(args.config, overrides)
+    log = _log(args.quiet)
+    explore = parse_explore(args.explore) if args.explore else None
+    with cluster.connect(cfg.cluster, log=log):
+        from .analysis import analyze
+
+        result = analyze(cfg, refit=args.refit, explore=explore, log=log)
+    if explore is not None:
+        from .analysis_plot import explore_output, plot_explore
+
+        for key, scores in result.items():
+            where = f" ({key})" if key else ""
+            print(f"explained variance of the reconstruction{where}: "
+                  + ", ".join(f"{c}: {100 * v:.2f} %" for c, v in scores.items()))
+        out = args.output or explore_output(cfg.output["store"], cfg.analysis["name"])
+        print(f"wrote {plot_explore(result, out)}")
+        return 0
+    print(result.text())
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .export import export_analysis
+
+    path, rows = export_analysis(args.store, args.analysis, args.output)
+    print(f"wrote {rows} rows to {path}")
     return 0
 
 
@@ -226,7 +273,27 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--f1", type=float, help="first-order frequency (Hz) for the second-order panel")
     g.add_argument("--start", help="UTC start of the time range shown")
     g.add_argument("--end", help="UTC end of the time range shown")
+    g.add_argument("--analysis", metavar="NAME",
+                   help="draw analysis NAME instead: cluster rates, centroids, unmixing weights (two PNGs)")
     g.set_defaults(func=cmd_plot)
+
+    a = sub.add_parser("analyze", help="independent components and clusters of the store of CONFIG.toml")
+    a.add_argument("config")
+    a.add_argument("--refit", action="store_true", help="fit the model again and replace analysis/<name>")
+    a.add_argument("--explore", metavar="A:B",
+                   help="fit FastICA with A..B components on the sample, print and plot the explained "
+                        "variance, write nothing to the store")
+    a.add_argument("-o", "--output", help="--explore: PNG path (default: beside the store)")
+    a.add_argument("--scheduler", help="join a running Dask scheduler at ADDRESS")
+    a.add_argument("--workers", type=int, help="local: number of worker processes")
+    a.add_argument("--quiet", action="store_true", help="no progress lines")
+    a.set_defaults(func=cmd_analyze)
+
+    x = sub.add_parser("export", help="one row per window of an analysis: CSV, or Parquet (.parquet)")
+    x.add_argument("store")
+    x.add_argument("--analysis", required=True, metavar="NAME")
+    x.add_argument("-o", "--output", required=True, help="output file, .csv or .parquet")
+    x.set_defaults(func=cmd_export)
     return p
 
 
