@@ -240,7 +240,7 @@ class Model:
         """A model read back from :meth:`dataset`'s arrays."""
         order = np.asarray(ds["feature_order"].values)
         n1 = int((order == 1).sum())
-        chan = np.asarray(ds["feature_channel"].values).astype(str)
+        chan = np.array([str(c) for c in ds["feature_channel"].values])
         f1all = np.asarray(ds["feature_f1"].values, dtype=float)
         codes = tuple(dict.fromkeys(chan[:n1]))
         f1 = f1all[: n1 // len(codes)]
@@ -300,8 +300,9 @@ def sample_indices(counts: list[int], size: int, seed: int) -> list[np.ndarray]:
         elif q == 0:
             out.append(np.zeros(0, dtype=np.int64))
         else:
-            idx = np.floor((np.arange(q) + rng.random(q)) * (n / q)).astype(np.int64)
-            out.append(np.unique(np.minimum(idx, n - 1)))
+            # Integer strata (each of at least one window), one window drawn in each: distinct, spread.
+            edges = (np.arange(q + 1, dtype=np.int64) * n) // q
+            out.append(edges[:-1] + np.floor(rng.random(q) * np.diff(edges)).astype(np.int64))
     return out
 
 
@@ -686,7 +687,7 @@ def analyze(cfg, *, refit: bool = False, explore: T.Sequence[int] | None = None,
         for key, members in groups:
             rec_key = key or ""
             if not fresh and rec_key in records:
-                model = Model.from_dataset(reader.analysis(name, key), acfg["log_floor"])
+                model = Model.from_dataset(reader.analysis_model(name, key), acfg["log_floor"])
                 if key is None:
                     want = joint_layout(members)
                     if want.codes != model.layout.codes or want.n_features != model.layout.n_features:

@@ -115,7 +115,7 @@ def plot_analysis(store, name: str, output=None, station=None, start=None, end=N
     if not stations:
         raise StoreError(f"{reader.path}: analysis {name!r} has no labelled station")
     joint = bool(attrs.get("joint", True))
-    model = reader.analysis(name) if joint else reader.analysis(name, stations[0])
+    model = reader.analysis_model(name, None if joint else stations[0])
     out = os.fspath(output) if output else f"{_base(reader.path)}.{name}.png"
     _check_dir(out)
     weights_out = (out[:-4] if out.endswith(".png") else out) + ".weights.png"
@@ -171,7 +171,7 @@ def plot_analysis(store, name: str, output=None, station=None, start=None, end=N
 def _weights_figure(model, Figure, Canvas, name: str):
     unmix = np.asarray(model["unmixing"].values)
     order = np.asarray(model["feature_order"].values)
-    chan = np.asarray(model["feature_channel"].values).astype(str)
+    chan = np.array([str(c) for c in model["feature_channel"].values])
     f1 = np.asarray(model["feature_f1"].values, dtype=float)
     f2 = np.asarray(model["feature_f2"].values, dtype=float)
     codes = list(dict.fromkeys(chan))

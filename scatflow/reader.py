@@ -184,6 +184,18 @@ class StoreReader:
             warnings.simplefilter("ignore", RuntimeWarning)
             return xr.open_zarr(self.path, group=group, consolidated=False)
 
+    def analysis_model(self, name: str, station: str | None = None) -> xr.Dataset:
+        """The model arrays of analysis ``name``: the joint model (``analysis/<name>``), or station
+        ``station``'s own model (``analysis/<name>/<station>/model``) when fitted per station."""
+        self.analysis(name)
+        group = f"{ANALYSIS_GROUP}/{name}" + (f"/{station}/model" if station is not None else "")
+        if group not in self.root or "unmixing" not in self.root[group]:
+            raise StoreError(f"{self.path}: analysis {name!r} has no model"
+                             + (f" for station {station!r}" if station else " of its own (one per station?)"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return xr.open_zarr(self.path, group=group, consolidated=False)
+
 
 def missing_blocks(path: str | os.PathLike, group: str) -> list[int]:
     """Blocks of station ``group`` marked done in the ledger whose data chunks are missing.

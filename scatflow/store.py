@@ -318,9 +318,11 @@ class Store:
             shutil.rmtree(path)
 
     def write_analysis_model(self, name: str, key: str | None, model: xr.Dataset) -> None:
-        """Write a fitted model's arrays (no time dimension) into ``analysis/<name>[/<key>]``."""
-        model.to_zarr(self.path, group=self.analysis_group(name, key), mode="a", zarr_format=3,
-                      consolidated=False)
+        """Write a fitted model's arrays (no time dimension) into ``analysis/<name>`` (joint) or
+        ``analysis/<name>/<key>/model`` (one model per station: beside, not inside, the station's
+        results, whose ``cluster`` variable would clash with the model's ``cluster`` dimension)."""
+        group = self.analysis_group(name) if key is None else self.analysis_group(name, key) + "/model"
+        model.to_zarr(self.path, group=group, mode="a", zarr_format=3, consolidated=False)
 
     def set_analysis_attrs(self, name: str, attrs: dict) -> None:
         """Replace the attributes of ``analysis/<name>`` (the resolved config and fit records)."""
