@@ -4,7 +4,7 @@ The procedure is the scatseisnet tutorials' (dimension reduction with FastICA,
 then KMeans), made to scale: the model is fitted on a seeded sample of windows
 spread over stations and time, then applied to every window chunk by chunk
 with Dask, and its results written beside the coefficients in the group
-``analysis/<name>`` (``docs/store-format.md``). Models are stored as arrays,
+``analysis/<name>`` (README, "Analysis"). Models are stored as arrays,
 so a later run labels new windows with the same model without refitting.
 
 Features of a window, in the tutorial's order: all ``order_1`` values in

@@ -304,7 +304,7 @@ class Store:
         g["block_error"][block] = error
         g["block_done"][block] = windows
 
-    # -- analysis groups (scatflow analyze; docs/store-format.md "Analysis") -------------------
+    # -- analysis groups (scatflow analyze; README "Analysis") ----------------------------------
     def analysis_group(self, name: str, key: str | None = None) -> str:
         """The group path ``analysis/<name>`` (or ``analysis/<name>/<key>`` for a station)."""
         return f"{ANALYSIS_GROUP}/{name}" + (f"/{key}" if key else "")
