@@ -150,20 +150,22 @@ def cmd_run(args) -> int:
         overrides["cluster"]["workers"] = args.workers
     cfg = load_config(args.config, overrides)
     log = _log(args.quiet)
+    # Store and design are checked before any cluster starts (a job cluster may take minutes).
+    from .lock import writer_lock
+    from .run import preflight
+
+    store = preflight(cfg, overwrite=args.overwrite)
     if args.dry_run:
         from .plan import make_plan
-        from .store import Store
 
-        plan = make_plan(cfg, Store(cfg.output["store"]), fresh=args.overwrite)
+        plan = make_plan(cfg, store, fresh=args.overwrite)
         print(f"plan: {plan.tasks} block(s) to compute into {cfg.output['store']}")
         print(plan.describe())
         script = cluster.job_script(cfg.cluster)
         if script:
             print(f"\njob script each {cfg.cluster['kind']} worker job would run (not submitted):\n{script}")
         return 0
-    with cluster.connect(cfg.cluster, log=log) as handle:
-        # Imported once the cluster is starting: a local cluster's worker processes start
-        # while the driver loads obspy, xarray and zarr (~0.8 s) and plans.
+    with writer_lock(store.path), cluster.connect(cfg.cluster, log=log) as handle:
         from .run import run
 
         summary = run(cfg, handle, overwrite=args.overwrite, progress=Progress(enabled=not args.quiet), log=log)

@@ -78,6 +78,9 @@ def _local(cfg: dict, log):
         # The scheduler runs whatever its clients send: never listen beyond this machine by default.
         host="127.0.0.1",
         dashboard_address="127.0.0.1:8787" if cfg.get("dashboard", True) else None,
+        # Without a dashboard the scheduler still serves its health routes over HTTP, on port
+        # 8787 unless told otherwise: a free loopback port then, never another run's port.
+        scheduler_kwargs=None if cfg.get("dashboard", True) else {"dashboard_address": "127.0.0.1:0"},
         silence_logs=40,
         # Filters distributed's benign shutdown races out of the workers' stderr (see _workerlog).
         preload=["scatflow._workerlog"],

@@ -19,6 +19,7 @@ from .config import Config
 from .design import load_network
 from .errors import ConfigError, InputError, StoreError
 from .grid import Blocks, Grid, same_rate, whole_samples
+from .ledger import file_key
 from .network import ScatteringNetwork
 from .sources import FileSource, SDSSource, Source, Station
 from .store import StationState, Store
@@ -129,6 +130,7 @@ class Plan:
     source: Source
     stations: list[StationPlan]
     skipped: list[tuple[str, str]]
+    refused: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
     @property
     def tasks(self) -> int:
@@ -161,6 +163,8 @@ class Plan:
             )
         for key, why in self.skipped:
             lines.append(f"  {key:16s} skipped: {why}")
+        for key, why in self.refused:
+            lines.append(f"  {key:16s} refused: {why}")
         return "\n".join(lines)
 
 
@@ -190,22 +194,32 @@ def make_plan(cfg: Config, store: Store, source: Source | None = None, fresh: bo
     fixed_rate = _design_file_rate(cfg)
     inp = cfg.input
     span = (UTCDateTime(inp["start"]).ns if inp["start"] else None, UTCDateTime(inp["end"]).ns if inp["end"] else None)
-    plans, skipped = [], []
+    plans, skipped, refused = [], [], []
     for st in stations:
         if st.sampling_rate <= 0:  # state-of-health and log channels: not waveforms
             skipped.append((st.key, f"sampling rate {st.sampling_rate} Hz is not a waveform ({', '.join(st.channels)})"))
             continue
-        if fixed_rate is not None and not same_rate(st.sampling_rate, fixed_rate):
-            raise InputError(
-                f"{st.channels[0]}: sampling rate {st.sampling_rate} Hz does not match the design's {fixed_rate} Hz"
-            )
-        state = None if fresh else store.station_state(st.key)
-        sp = _station_plan(design, st, state, *span)
+        try:
+            if fixed_rate is not None and not same_rate(st.sampling_rate, fixed_rate):
+                raise InputError(f"{st.channels[0]}: sampling rate {st.sampling_rate} Hz does not match the "
+                                 f"design's {fixed_rate} Hz")
+            state = None if fresh else store.station_state(st.key)
+            sp = _station_plan(design, source, st, state, *span)
+        except (ConfigError, InputError, StoreError) as exc:
+            # One station's problem (an off-nominal rate, channels that changed...) never stops the others.
+            refused.append((st.key, str(exc)))
+            continue
         if sp is None:
             skipped.append((st.key, "the span is shorter than one window"))
         else:
             plans.append(sp)
-    return Plan(cfg, design, source, plans, skipped)
+    if not plans:
+        # Nothing to run: say why in one line, and leave no store behind whose design would
+        # then refuse the corrected configuration.
+        key, why = (refused + skipped)[0]
+        more = len(refused) + len(skipped) - 1
+        raise InputError(f"nothing to compute: {key}: {why}" + (f" (and {more} other station(s))" if more else ""))
+    return Plan(cfg, design, source, plans, skipped, refused)
 
 
 def _design_file_rate(cfg: Config) -> float | None:
@@ -232,7 +246,7 @@ def station_grid(design: Design, st: Station, origin_ns: int) -> Grid:
     return Grid(origin_ns=origin_ns, sampling_rate=rate, bins=bins, hop=hop)
 
 
-def _station_plan(design: Design, st: Station, state: StationState | None,
+def _station_plan(design: Design, source: Source, st: Station, state: StationState | None,
                   start: int | None, end: int | None) -> StationPlan | None:
     if state is not None:
         origin = int(state.attrs["grid_origin_ns"])
@@ -254,7 +268,15 @@ def _station_plan(design: Design, st: Station, state: StationState | None,
     n_old = 0 if state is None else state.n_time
     blocks = Blocks(int(round(design.block_s / design.hop_s)), max(n_old, k_hi + 1))
     in_span = blocks.of_windows(k_lo, k_hi)
-    todo = in_span if state is None else state.ledger(blocks.n).todo(in_span)
+    if state is None:
+        todo = list(in_span)
+    else:
+        def inputs_changed(b: int, recorded: list) -> bool:
+            # Late data: a file grew or was rewritten, or a new one now covers the block's span.
+            t0, t1 = (UTCDateTime(ns=t) for t in grid.read_span_ns(*blocks.range(b)))
+            return file_key(recorded) != file_key(source.input_records(st, t0, t1))
+
+        todo = state.ledger(blocks.n, inputs_changed).todo(in_span)
     return StationPlan(st, grid, blocks, n_old, (k_lo, k_hi), list(todo), len(in_span) - len(todo))
 
 

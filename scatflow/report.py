@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from .ledger import COMPLETE, FAILED, MISSING, PENDING
+from .ledger import CHANGED, COMPLETE, FAILED, MISSING, NO_DATA, PENDING
 from .reader import StationGroup, StoreReader, missing_blocks
 
 #: Largest number of order_1 values read at once for the NaN fraction (bounded memory).
@@ -32,14 +32,14 @@ def _num(x) -> str:
     return f"{x:g}"
 
 
+def _runs(blocks) -> list[list[int]]:
+    """``[0, 1, 2, 5]`` -> ``[[0, 1, 2], [5]]``."""
+    return [[b for _, b in grp] for _, grp in itertools.groupby(enumerate(sorted(blocks)), key=lambda p: p[1] - p[0])]
+
+
 def _ranges(blocks) -> str:
     """``[0, 1, 2, 5]`` -> ``"0-2, 5"``."""
-    blocks = sorted(blocks)
-    parts = []
-    for _, grp in itertools.groupby(enumerate(blocks), key=lambda p: p[1] - p[0]):
-        run = [b for _, b in grp]
-        parts.append(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}")
-    return ", ".join(parts)
+    return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in _runs(blocks))
 
 
 def _design_lines(design: dict) -> list[str]:
@@ -112,7 +112,8 @@ def _header_lines(st: StationGroup) -> list[str]:
 def _ledger_lines(st: StationGroup) -> list[str]:
     """Span, windows and the blocks' states of a station group with windows."""
     led = st.ledger
-    complete, failed, missing, pending = (led.where(s) for s in (COMPLETE, FAILED, MISSING, PENDING))
+    states = {s: led.where(s) for s in (COMPLETE, FAILED, MISSING, CHANGED, NO_DATA, PENDING)}
+    complete, failed, missing, pending = (states[s] for s in (COMPLETE, FAILED, MISSING, PENDING))
     lines = [f"  span:       {_iso(st.times[0])} .. {_iso(st.span(0, st.n)[1])}",
              f"  windows:    {st.n}",
              f"  blocks:     {len(complete)}/{led.blocks.count} complete ({led.blocks.chunk} windows per block)"]
@@ -126,8 +127,21 @@ def _ledger_lines(st: StationGroup) -> list[str]:
     if missing:
         lines.append(f"  incomplete (data missing): block(s) {_ranges(missing)} marked done but their "
                      "chunk files are missing on disk")
+    if states[CHANGED]:
+        lines.append(f"  inputs changed: block(s) {_ranges(states[CHANGED])} (an input file grew, was rewritten "
+                     "or removed since they were computed: the next run recomputes them)")
+    if states[NO_DATA]:
+        spans = "; ".join(f"{_ranges(g)} ({_iso(st.span(*st.blocks.range(g[0]))[0])} .. "
+                          f"{_iso(st.span(*st.blocks.range(g[-1]))[1])})" for g in _runs(states[NO_DATA]))
+        lines.append(f"  no data:    block(s) {spans} (an outage: retried by later runs)")
     if pending:
         lines.append(f"  not done:   block(s) {_ranges(pending)}")
+    for key, what in (("conflicting", "samples where overlapping traces disagree"),
+                      ("nonfinite", "NaN or infinite samples")):
+        counts = {b: led.note(b, key) for b in range(led.blocks.count) if led.note(b, key)}
+        if counts:
+            lines.append(f"  not recorded: {sum(counts.values())} {what} (counted as gaps) in block(s) "
+                         f"{_ranges(counts)}")
     return lines
 
 

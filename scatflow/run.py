@@ -21,8 +21,8 @@ from . import dataset
 from .blocks import BlockResult, BlockTask, run_block
 from .config import Config
 from .errors import StoreError
-from .lock import now_iso, writer_lock
-from .plan import Plan, make_plan
+from .lock import now_iso
+from .plan import Design, Plan, make_plan
 from .store import Store, versions
 
 if T.TYPE_CHECKING:
@@ -37,20 +37,27 @@ class Summary:
     failed: list[BlockResult]
     skipped: list[tuple[str, str]]
     seconds: float
+    no_data: list[BlockResult] = dataclasses.field(default_factory=list)
+    refused: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.failed
+        """No block failed and no station was refused (blocks without data are outages, not errors)."""
+        return not self.failed and not self.refused
 
     def text(self) -> str:
         """What ``scatflow run`` prints at the end."""
         windows_done = sum(r.windows for r in self.done)
         lines = [
             f"done: {len(self.done)} block(s), {windows_done} windows in {self.seconds:.1f} s; "
-            f"failed: {len(self.failed)}; skipped: {len(self.skipped)}"
+            f"no data: {len(self.no_data)}; failed: {len(self.failed)}; skipped: {len(self.skipped)}"
+            + (f"; refused: {len(self.refused)}" if self.refused else "")
         ]
         lines += [f"  skipped {key}: {why}" for key, why in self.skipped]
-        lines += [f"  failed {r.station} block {r.block}: {r.error}" for r in self.failed]
+        lines += [f"  refused {key}: {why}" for key, why in self.refused]
+        lines += [f"  no data {key}: {spans}" for key, spans in _outages(self.no_data)]
+        lines += [f"  failed {r.station} block {r.block}: {r.error}"
+                  for r in sorted(self.failed, key=lambda r: (r.station, r.block))]
         return "\n".join(lines)
 
     def record(self, started: str) -> dict:
@@ -59,17 +66,42 @@ class Summary:
             "started": started,
             "finished": now_iso(),
             "blocks_done": len(self.done),
-            "blocks_failed": [{"station": r.station, "block": r.block, "error": r.error} for r in self.failed],
+            "blocks_failed": [{"station": r.station, "block": r.block, "error": r.error}
+                              for r in sorted(self.failed, key=lambda r: (r.station, r.block))],
+            "blocks_no_data": [{"station": r.station, "block": r.block} for r in
+                               sorted(self.no_data, key=lambda r: (r.station, r.block))],
             "skipped": [{"station": k, "reason": w} for k, w in self.skipped],
+            "refused": [{"station": k, "reason": w} for k, w in self.refused],
             "workers": sorted({r.worker for r in self.done if r.worker}),
             "seconds": round(self.seconds, 3),
         }
+
+
+def _outages(results: list[BlockResult]) -> list[tuple[str, str]]:
+    """Per station, the blocks without data as ranges ``"blocks 4-6 (T0 .. T1)"``, sorted."""
+    by_station: dict[str, list[BlockResult]] = {}
+    for r in results:
+        by_station.setdefault(r.station, []).append(r)
+    out = []
+    for key in sorted(by_station):
+        runs: list[list[BlockResult]] = []
+        for r in sorted(by_station[key], key=lambda r: r.block):
+            if runs and runs[-1][-1].block == r.block - 1:
+                runs[-1].append(r)
+            else:
+                runs.append([r])
+        out.append((key, ", ".join(
+            f"block{'s' if len(g) > 1 else ''} {g[0].block}{f'-{g[-1].block}' if len(g) > 1 else ''} "
+            f"({g[0].span[0]} .. {g[-1].span[1]})" for g in runs)))
+    return out
 
 
 def prepare_store(plan: Plan, store: Store) -> None:
     """Create or grow each station's group (driver only, before any task)."""
     dtype = np.dtype(plan.design.dtype)
     for sp in plan.stations:
+        if sp.n_old:
+            store.add_missing_ledger(sp.key, sp.blocks.grown(sp.n_old).count)
         if sp.n_new == sp.n_old:
             continue
         net = plan.network(sp)
@@ -135,8 +167,8 @@ def execute(plan: Plan, cluster: "Cluster", progress: T.Callable[[int, int], Non
             f"output store {plan.cfg.output['store']} cannot be written ({fatal}); run stopped: "
             f"{done} block(s) completed this run are kept and marked, {len(tasks) - done} not done"
         )
-    return Summary([r for r in results if r.ok], [r for r in results if not r.ok], list(plan.skipped),
-                   time.perf_counter() - t0)
+    return Summary([r for r in results if r.ok], [r for r in results if r.error], list(plan.skipped),
+                   time.perf_counter() - t0, [r for r in results if r.no_data], list(plan.refused))
 
 
 def _take(it, n: int) -> list:
@@ -148,8 +180,30 @@ def _take(it, n: int) -> list:
     return out
 
 
+def preflight(cfg: Config, overwrite: bool = False) -> Store:
+    """The checks made before any cluster starts: the store can be written here and, unless
+    ``overwrite``, was written with this configuration's design.
+
+    Raises
+    ------
+    StoreError
+        Naming the path, or each design key that differs.
+    """
+    store = Store(cfg.output["store"])
+    store.check_writable()
+    if not overwrite:
+        diffs = store.design_differences(Design.from_config(cfg).record())
+        if diffs:
+            raise StoreError(f"{store.path} was written with another design ({'; '.join(diffs)}); "
+                             "use another output.store or --overwrite")
+    return store
+
+
 def run(cfg: Config, cluster: "Cluster", overwrite: bool = False, progress=None, log=print) -> Summary:
     """Plan, prepare the store, run every missing block, record the run.
+
+    The caller holds the store's writer lock (:func:`scatflow.lock.writer_lock`)
+    and has made the :func:`preflight` checks, both before starting the cluster.
 
     Parameters
     ----------
@@ -161,33 +215,31 @@ def run(cfg: Config, cluster: "Cluster", overwrite: bool = False, progress=None,
     log : callable(str)
     """
     store = Store(cfg.output["store"])
-    store.check_writable()
-    with writer_lock(store.path):
-        plan = make_plan(cfg, store, fresh=overwrite)
-        try:
-            if overwrite:
-                store.wipe()
-            store.open_or_create(plan.design.record())
-            store.drop_consolidated()
-            prepare_store(plan, store)
-            started = now_iso()
-            store.update_root(config=json.loads(json.dumps(cfg.resolved(), default=str)), versions=versions())
-        except OSError as exc:
-            raise StoreError(f"output store {store.path} cannot be written ({exc.strerror or exc})") from None
-        log(f"plan: {plan.tasks} block(s) to compute\n{plan.describe()}")
-        # A local cluster starts its workers while the driver plans: wait for them only now.
-        cluster.wait_ready()
-        summary = execute(plan, cluster, progress)
-        try:
-            runs = list(store.root_attrs().get("runs", []))
-            store.update_root(runs=(runs + [summary.record(started)])[-100:])
-            store.consolidate()
-        except OSError as exc:
-            raise StoreError(
-                f"output store {store.path}: blocks are written but the run record could not be "
-                f"({exc.strerror or exc})"
-            ) from None
+    plan = make_plan(cfg, store, fresh=overwrite)
+    try:
+        if overwrite:
+            store.wipe()
+        store.open_or_create(plan.design.record())
+        store.drop_consolidated()
+        prepare_store(plan, store)
+        started = now_iso()
+        store.update_root(config=json.loads(json.dumps(cfg.resolved(), default=str)), versions=versions())
+    except OSError as exc:
+        raise StoreError(f"output store {store.path} cannot be written ({exc.strerror or exc})") from None
+    log(f"plan: {plan.tasks} block(s) to compute\n{plan.describe()}")
+    # A local cluster starts its workers while the driver plans: wait for them only now.
+    cluster.wait_ready()
+    summary = execute(plan, cluster, progress)
+    try:
+        runs = list(store.root_attrs().get("runs", []))
+        store.update_root(runs=(runs + [summary.record(started)])[-100:])
+        store.consolidate()
+    except OSError as exc:
+        raise StoreError(
+            f"output store {store.path}: blocks are written but the run record could not be "
+            f"({exc.strerror or exc})"
+        ) from None
     return summary
 
 
-__all__ = ["run", "execute", "prepare_store", "Summary"]
+__all__ = ["preflight", "run", "execute", "prepare_store", "Summary"]

@@ -78,6 +78,13 @@ class Source:
         """Traces of ``station`` covering ``[t0, t1]`` and the files read (path, size, mtime)."""
         raise NotImplementedError  # pragma: no cover - interface
 
+    def input_records(self, station: Station, t0: UTCDateTime, t1: UTCDateTime) -> list[dict]:
+        """The files (path, size, mtime) a read of ``station`` over ``[t0, t1]`` would touch now."""
+        return [_file_record(p) for p in self._paths(station, t0, t1)]
+
+    def _paths(self, station: Station, t0: UTCDateTime, t1: UTCDateTime) -> list[str]:
+        raise NotImplementedError  # pragma: no cover - interface
+
     def spec(self, station: Station | None = None, t0: UTCDateTime | None = None,
              t1: UTCDateTime | None = None) -> dict:
         """A small picklable description from which :func:`make_source` rebuilds this source,
@@ -197,11 +204,15 @@ class FileSource(Source):
     def stations(self) -> list[Station]:
         return _group_stations(self.extents(), "input.paths")
 
-    def read(self, station, t0, t1):
+    def _paths(self, station, t0, t1):
         wanted = set(station.channels)
-        paths = sorted(
+        return sorted(
             {e.path for e in self.extents() if e.channel in wanted and e.start_ns <= t1.ns and e.end_ns >= t0.ns}
         )
+
+    def read(self, station, t0, t1):
+        wanted = set(station.channels)
+        paths = self._paths(station, t0, t1)
         stream = obspy.Stream()
         for path in paths:
             st = _read(path, starttime=t0, endtime=t1)
@@ -250,19 +261,25 @@ class SDSSource(Source):
                 return path
         raise InputError(f"input.sds: no non-empty file for {seed_id} under {self.root}")
 
-    def read(self, station, t0, t1):
-        stream = obspy.Stream()
-        files = []
+    def _paths(self, station, t0, t1):
+        paths = []
         for seed_id in station.channels:
             net, sta, loc, cha = seed_id.split(".")
-            for path in self.client._get_filenames(net, sta, loc, cha, t0, t1):
-                if os.path.isfile(path):
-                    files.append(_file_record(path))
+            paths += [p for p in self.client._get_filenames(net, sta, loc, cha, t0, t1) if os.path.isfile(p)]
+        return paths
+
+    def read(self, station, t0, t1):
+        stream = obspy.Stream()
+        files = self.input_records(station, t0, t1)
+        for seed_id in station.channels:
+            net, sta, loc, cha = seed_id.split(".")
             with warnings.catch_warnings():
                 # A truncated file only warns in ObsPy: make it an error, never a short trace.
                 warnings.simplefilter("error", category=_mseed_warning())
                 try:
-                    stream += self.client.get_waveforms(net, sta, loc, cha, t0, t1)
+                    # No merge: ObsPy's merge refuses traces of different rates (a station
+                    # upgraded at midnight) and picks one side of a conflicting overlap.
+                    stream += self.client.get_waveforms(net, sta, loc, cha, t0, t1, merge=None)
                 except Exception as exc:  # noqa: BLE001 - ObsPy raises many types for bad files
                     raise InputError(f"{seed_id}: cannot read SDS data for {t0}..{t1} ({_short(exc)})") from None
         return stream, files

@@ -95,7 +95,8 @@ def transform_stream(
     n = grid.last_window_before(UTCDateTime(end).ns if end is not None else last) + 1
     if n < 1:
         raise InputError("transform_stream: the span is shorter than one window")
-    data, recorded = windows.align(stream, channels, grid.origin_ns, grid.nsamp(0, n), rate)
+    aligned = windows.align(stream, channels, grid.origin_ns, grid.nsamp(0, n), rate)
+    data, recorded = aligned.data, aligned.recorded
     cov = windows.coverage(recorded, grid.bins, grid.hop, n)
     params = BlockParams.make([b.design() for b in network.banks], reduce, dtype, min_coverage)
     orders = _lazy_orders(network, params, grid, data, recorded, cov, chunk)
