@@ -247,9 +247,15 @@ def _compute_and_write(task: BlockTask, store: Store, result: BlockResult, files
     aligned = windows.align(stream, st.channels, grid.sample_ns(k0), grid.nsamp(k0, k1), grid.sampling_rate)
     del stream
     cov = windows.coverage(aligned.recorded, grid.bins, grid.hop, k1 - k0)
-    notes = {k: v for k, v in (("conflicting", aligned.conflicting), ("nonfinite", aligned.nonfinite)) if v}
+    notes = {k: v for k, v in (("conflicting", aligned.conflicting), ("nonfinite", aligned.nonfinite),
+                               ("other_rates", sorted(set(aligned.other_rates)))) if v}
     net = station_network(params, grid.bins, grid.sampling_rate)
-    if not windows.computable(cov, params.min_coverage).any():
+    computable = windows.computable(cov, params.min_coverage)
+    if aligned.other_rates and not computable.any():
+        raise InputError(
+            f"{st.key}: the sampling rate changes ({sorted(set(aligned.other_rates))[0]}; the station's is "
+            f"{grid.sampling_rate:g} Hz): resample every channel with [preprocess] sampling_rate, or use a new store")
+    if not computable.any():
         # An outage, not a failure: the coverage is written (0 where nothing was recorded), the block
         # is not marked done, and later runs retry it when the data may have come.
         result.no_data = (f"no data between {t0} and {t1}" if not aligned.recorded.any() else
@@ -265,7 +271,7 @@ def _compute_and_write(task: BlockTask, store: Store, result: BlockResult, files
     except OSError as exc:
         result.fatal = exc.errno in STORAGE_ERRNOS  # the output cannot take more writes: the driver stops
         raise
-    result.computed = int(windows.computable(cov, params.min_coverage).any(axis=1).sum())
+    result.computed = int(computable.any(axis=1).sum())
 
 
 def _worker_identity() -> str:

@@ -16,7 +16,6 @@ import math
 import numpy as np
 import obspy
 
-from .errors import InputError
 from .grid import same_rate
 
 def _round_away(x: float) -> int:
@@ -38,12 +37,16 @@ class Aligned:
         Samples where overlapping traces disagree (not recorded).
     nonfinite : int
         NaN or infinite samples (not recorded).
+    other_rates : list of str
+        Traces within the span at another sampling rate (not recorded), as
+        ``"ID: R Hz from T"``: the station's rate changes there.
     """
 
     data: np.ndarray
     recorded: np.ndarray
     conflicting: int = 0
     nonfinite: int = 0
+    other_rates: list = dataclasses.field(default_factory=list)
 
 
 def align(stream: obspy.Stream, channels: list[str], start_ns: int, nsamp: int, sampling_rate: float) -> Aligned:
@@ -52,8 +55,9 @@ def align(stream: obspy.Stream, channels: list[str], start_ns: int, nsamp: int, 
     Masked and non-finite samples count as not recorded; where overlapping
     traces disagree, the samples count as not recorded (as ObsPy's merge makes
     a gap of them), so no reading order decides a value; identical overlaps
-    stay data. Traces outside the lattice's span are ignored, whatever their
-    sampling rate.
+    stay data. Traces at another sampling rate are never resampled: within the
+    span their samples count as not recorded and are listed in ``other_rates``;
+    outside it they are ignored.
 
     Parameters
     ----------
@@ -66,12 +70,7 @@ def align(stream: obspy.Stream, channels: list[str], start_ns: int, nsamp: int, 
     nsamp : int
         Output length, samples.
     sampling_rate : float
-        Hz; every trace within the span must have it.
-
-    Raises
-    ------
-    InputError
-        A trace within the span with another sampling rate (naming the time and both rates).
+        The station's rate, Hz.
     """
     index = {c: i for i, c in enumerate(channels)}
     out = Aligned(np.zeros((len(channels), nsamp), dtype=np.float64), np.zeros((len(channels), nsamp), dtype=bool))
@@ -82,12 +81,9 @@ def align(stream: obspy.Stream, channels: list[str], start_ns: int, nsamp: int, 
             continue
         rate = float(tr.stats.sampling_rate)
         if not same_rate(rate, sampling_rate):
-            if _outside(tr, start_ns, nsamp, sampling_rate):
-                continue
-            raise InputError(
-                f"{tr.id}: the sampling rate changes to {rate:g} Hz at {tr.stats.starttime} (the station's is "
-                f"{sampling_rate:g} Hz); resample every channel with [preprocess] sampling_rate, or use a new store"
-            )
+            if not _outside(tr, start_ns, nsamp, sampling_rate):
+                out.other_rates.append(f"{tr.id}: {rate:g} Hz from {tr.stats.starttime}")
+            continue
         offset = _round_away((tr.stats.starttime.ns - start_ns) * sampling_rate / 1e9)
         a, b = max(offset, 0), min(offset + tr.stats.npts, nsamp)
         if a < b:
