@@ -232,16 +232,33 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (a batch system's or a user's ``kill``): stopped as Ctrl-C stops a run."""
+
+
+def _terminate(signum, frame):
+    raise _Terminated()
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     if args.debug:
         return args.func(args)
     try:
         return args.func(args)
-    except KeyboardInterrupt:
-        print("scatflow: interrupted; completed blocks are kept, run again to resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        terminated = isinstance(exc, _Terminated) or isinstance(exc.__context__, _Terminated)
+        done = getattr(exc, "done", None)
+        kept = "completed blocks are kept" if done is None else f"{done} block(s) completed by this run are kept"
+        print(f"scatflow: {'terminated' if terminated else 'interrupted'}; {kept}, run again to resume",
+              file=sys.stderr)
+        return 143 if terminated else 130
     except Exception as exc:  # noqa: BLE001 - one line for users; --debug for the traceback
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         from .errors import USER_ERRORS

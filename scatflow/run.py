@@ -124,8 +124,12 @@ def prepare_store(plan: Plan, store: Store) -> None:
             store.extend_group(sp.key, tmpl, sp.blocks.grown(sp.n_old), sp.blocks)
 
 
-def execute(plan: Plan, cluster: "Cluster", progress: T.Callable[[int, int], None] | None = None) -> Summary:
+def execute(plan: Plan, cluster: "Cluster", progress: T.Callable[[int, int], None] | None = None,
+            results: list | None = None) -> Summary:
     """Run the plan's tasks on the cluster, a bounded number in flight.
+
+    ``results``, when given, receives each :class:`BlockResult` as it comes back
+    (so a caller interrupted midway knows what was done).
 
     Raises
     ------
@@ -140,7 +144,7 @@ def execute(plan: Plan, cluster: "Cluster", progress: T.Callable[[int, int], Non
     tasks = list(plan.block_tasks())
     slots = max(cluster.slots, sum(client.nthreads().values()), 1)
     pending = iter(tasks)
-    results: list[BlockResult] = []
+    results = [] if results is None else results
 
     def submit(task: BlockTask):
         return client.submit(run_block, task, key=f"{task.name}-{time.monotonic_ns()}", pure=False, retries=0)
@@ -167,8 +171,7 @@ def execute(plan: Plan, cluster: "Cluster", progress: T.Callable[[int, int], Non
             f"output store {plan.cfg.output['store']} cannot be written ({fatal}); run stopped: "
             f"{done} block(s) completed this run are kept and marked, {len(tasks) - done} not done"
         )
-    return Summary([r for r in results if r.ok], [r for r in results if r.error], list(plan.skipped),
-                   time.perf_counter() - t0, [r for r in results if r.no_data], list(plan.refused))
+    return _summary(plan, results, time.perf_counter() - t0)
 
 
 def _take(it, n: int) -> list:
@@ -227,19 +230,45 @@ def run(cfg: Config, cluster: "Cluster", overwrite: bool = False, progress=None,
     except OSError as exc:
         raise StoreError(f"output store {store.path} cannot be written ({exc.strerror or exc})") from None
     log(f"plan: {plan.tasks} block(s) to compute\n{plan.describe()}")
-    # A local cluster starts its workers while the driver plans: wait for them only now.
-    cluster.wait_ready()
-    summary = execute(plan, cluster, progress)
+    results: list[BlockResult] = []
+    try:
+        # A local cluster starts its workers while the driver plans: wait for them only now.
+        cluster.wait_ready()
+        summary = execute(plan, cluster, progress, results)
+    except KeyboardInterrupt:
+        # Ctrl-C or SIGTERM: what is done is kept and marked; record it and leave a store that
+        # default opens read (consolidated again), then let the caller say so in one line.
+        partial = _summary(plan, results, 0.0)
+        _record(store, dict(partial.record(started), interrupted=True))
+        raise Interrupted(len(partial.done)) from None
+    _record(store, summary.record(started))
+    return summary
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C or SIGTERM; ``done`` blocks of it are kept."""
+
+    def __init__(self, done: int):
+        super().__init__(done)
+        self.done = done
+
+
+def _summary(plan: Plan, results: list[BlockResult], seconds: float) -> Summary:
+    return Summary([r for r in results if r.ok], [r for r in results if r.error], list(plan.skipped),
+                   seconds, [r for r in results if r.no_data], list(plan.refused))
+
+
+def _record(store: Store, entry: dict) -> None:
+    """Append ``entry`` to the store's run log and consolidate the metadata (driver)."""
     try:
         runs = list(store.root_attrs().get("runs", []))
-        store.update_root(runs=(runs + [summary.record(started)])[-100:])
+        store.update_root(runs=(runs + [entry])[-100:])
         store.consolidate()
     except OSError as exc:
         raise StoreError(
             f"output store {store.path}: blocks are written but the run record could not be "
             f"({exc.strerror or exc})"
         ) from None
-    return summary
 
 
 __all__ = ["preflight", "run", "execute", "prepare_store", "Summary"]
