@@ -252,6 +252,13 @@ def main(argv=None) -> int:
         return args.func(args)
     try:
         return args.func(args)
+    except BrokenPipeError:
+        # `scatflow info STORE | head`: the reader left; nothing to report. Python would complain
+        # again when it flushes stdout at exit, so point stdout at /dev/null first.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt as exc:
         terminated = isinstance(exc, _Terminated) or isinstance(exc.__context__, _Terminated)
         done = getattr(exc, "done", None)

@@ -293,6 +293,11 @@ def check_octaves(layers: list[dict], window_s: float, rate: float, where: str) 
         width = layer["quality"] / lowest
         if width > window_s:
             most = int(np.floor(np.log2(window_s * nyquist / layer["quality"])))
+            if most < 1:
+                raise ConfigError(
+                    f"network.layers[{i}]: a {window_s:g} s window at {where} ({rate:g} Hz) is too short for "
+                    f"even one octave at quality {layer['quality']:g}: use windows of at least "
+                    f"{2 * layer['quality'] / nyquist:.3g} s (or a lower quality)")
             raise ConfigError(
                 f"network.layers[{i}]: octaves = {layer['octaves']} reaches {lowest:.3g} Hz at {where} "
                 f"({rate:g} Hz), whose wavelet is {width:.3g} s wide, more than the {window_s:g} s window; "

@@ -80,6 +80,8 @@ def transform_stream(
     xarray.Dataset
         Dimensions ``time``, ``channel``, ``f1``, ``f2``...; Dask-backed.
     """
+    if not 0.0 <= overlap < 1.0:
+        raise ValueError(f"transform_stream: overlap must be in [0, 1), got {overlap!r}")
     channels, rate = _station_rate(stream)
     if network is None:
         if layers is None:
