@@ -8,6 +8,7 @@ windows, and the blocks among them that are not complete.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import typing as T
 
@@ -101,6 +102,8 @@ class StationPlan:
         Blocks to compute.
     complete : int
         Blocks of the span already complete.
+    why : dict
+        Number of blocks to compute per ledger state (``"pending"``, ``"inputs changed"``...).
     """
 
     station: Station
@@ -110,6 +113,7 @@ class StationPlan:
     span: tuple[int, int]
     todo: list[int]
     complete: int
+    why: dict = dataclasses.field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -156,10 +160,11 @@ class Plan:
         lines = []
         for s in self.stations:
             t0, t1 = (np.datetime64(int(s.grid.start_ns(k)), "ns") for k in s.span)
+            why = ", ".join(f"{n} {'new' if state == 'pending' else state}" for state, n in sorted(s.why.items()))
             lines.append(
                 f"  {s.key:16s} {len(s.station.channels)} ch @ {s.station.sampling_rate:g} Hz, "
                 f"windows {s.span[0]}..{s.span[1]} ({t0} .. {t1}), "
-                f"{len(s.todo)} block(s) to compute, {s.complete} already complete"
+                f"{len(s.todo)} block(s) to compute{f' ({why})' if why else ''}, {s.complete} already complete"
             )
         for key, why in self.skipped:
             lines.append(f"  {key:16s} skipped: {why}")
@@ -269,15 +274,17 @@ def _station_plan(design: Design, source: Source, st: Station, state: StationSta
     blocks = Blocks(int(round(design.block_s / design.hop_s)), max(n_old, k_hi + 1))
     in_span = blocks.of_windows(k_lo, k_hi)
     if state is None:
-        todo = list(in_span)
-    else:
-        def inputs_changed(b: int, recorded: list) -> bool:
-            # Late data: a file grew or was rewritten, or a new one now covers the block's span.
-            t0, t1 = (UTCDateTime(ns=t) for t in grid.read_span_ns(*blocks.range(b)))
-            return file_key(recorded) != file_key(source.input_records(st, t0, t1))
+        return StationPlan(st, grid, blocks, n_old, (k_lo, k_hi), list(in_span), 0, {"pending": len(in_span)})
 
-        todo = state.ledger(blocks.n, inputs_changed).todo(in_span)
-    return StationPlan(st, grid, blocks, n_old, (k_lo, k_hi), list(todo), len(in_span) - len(todo))
+    def inputs_changed(b: int, recorded: list) -> bool:
+        # Late data: a file grew or was rewritten, or a new one now covers the block's span.
+        t0, t1 = (UTCDateTime(ns=t) for t in grid.read_span_ns(*blocks.range(b)))
+        return file_key(recorded) != file_key(source.input_records(st, t0, t1))
+
+    ledger = state.ledger(blocks.n, inputs_changed)
+    todo = ledger.todo(in_span)
+    why = collections.Counter(ledger.state(b) for b in todo)
+    return StationPlan(st, grid, blocks, n_old, (k_lo, k_hi), todo, len(in_span) - len(todo), dict(why))
 
 
 def check_octaves(layers: list[dict], window_s: float, rate: float, where: str) -> None:

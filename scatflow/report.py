@@ -140,8 +140,14 @@ def _ledger_lines(st: StationGroup) -> list[str]:
                       ("nonfinite", "NaN or infinite samples")):
         counts = {b: led.note(b, key) for b in range(led.blocks.count) if led.note(b, key)}
         if counts:
-            lines.append(f"  not recorded: {sum(counts.values())} {what} (counted as gaps) in block(s) "
-                         f"{_ranges(counts)}")
+            # Per block, over its read span: a window straddling two blocks counts in both, so no sum.
+            lines.append(f"  not recorded: {what} (counted as gaps) in block(s) {_ranges(counts)}, "
+                         f"up to {max(counts.values())} in one block")
+    changes = {b: led.note(b, "other_rates", []) for b in range(led.blocks.count) if led.note(b, "other_rates", [])}
+    if changes:
+        first = changes[min(changes)][0]
+        lines.append(f"  rate change: block(s) {_ranges(changes)} hold samples at another rate, not used "
+                     f"(first: {first})")
     return lines
 
 

@@ -65,7 +65,10 @@ def test_split_invariance_and_mixed_rates(archive, tmp_path, capsys):
     sv20 = load_group(tmp_path / "one.zarr", "X9.SV20.00")
     assert sv20.attrs["bins"] == WINDOW_S * 20 and sv13.attrs["bins"] == WINDOW_S * 50
     assert sv20.f1.values[0] == pytest.approx(10 * 2 ** -0.5) and sv13.f1.values[0] == pytest.approx(25 * 2 ** -0.5)
-    assert list(sv20.block_error.values[2:]) != ["", ""] and (sv20.block_done.values[2:] == 0).all()
+    # The missing day is an outage: not done, no error, noted, coverage 0.
+    assert (sv20.block_done.values[2:] == 0).all() and list(sv20.block_error.values[2:]) == ["", ""]
+    assert [json.loads(str(n)) for n in sv20.block_notes.values[2:]] == [{"no_data": True}] * 2
+    assert (sv20.coverage.values[2 * PER_BLOCK:] == 0).all()
     # Every window that ends after midnight needs the missing day: all but the first two hours' windows.
     after_midnight = four_hours - n_windows(2 * HOUR, WINDOW_S, HOP_S)  # 360
     assert np.isnan(sv20.order_1.values[-after_midnight:]).all()

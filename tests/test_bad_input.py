@@ -120,7 +120,8 @@ def test_conflicting_overlap_is_a_gap_and_identical_overlap_is_data(tmp_path, ca
         np.testing.assert_array_equal(ds.order_2.values, want.order_2.values.astype(ds.order_2.dtype))
     assert (got.coverage.values < 1).any() and json.loads(str(got.block_notes.values[0])) == {"conflicting": 600}
     main(["info", str(tmp_path / "ovl" / "out.zarr")])
-    assert "not recorded: 600 samples where overlapping traces disagree" in capsys.readouterr().out
+    assert ("not recorded: samples where overlapping traces disagree (counted as gaps) in block(s) 0, up to 600 "
+            "in one block") in capsys.readouterr().out
     _, dup = run_store(tmp_path, "dup", [a, a.copy()])
     _, once = run_store(tmp_path, "once", [a])
     np.testing.assert_array_equal(dup.order_2.values, once.order_2.values)
@@ -142,7 +143,8 @@ def test_nan_samples_count_as_not_recorded(tmp_path, capsys):
     assert ds.block_done.values[0] == ds.sizes["time"] and json.loads(str(ds.block_notes.values[0])) == {"nonfinite": 10}
     assert np.isnan(ds.order_1.values[ds.coverage.values[:, 0] < 1]).all()
     main(["info", str(tmp_path / "nan" / "out.zarr")])
-    assert "not recorded: 10 NaN or infinite samples (counted as gaps) in block(s) 0" in capsys.readouterr().out
+    assert "not recorded: NaN or infinite samples (counted as gaps) in block(s) 0, up to 10 in one block" in (
+        capsys.readouterr().out)
 
 
 def test_in_memory_api_takes_a_near_nominal_rate_as_nominal():
@@ -235,6 +237,15 @@ def test_local_cluster_listens_on_loopback_only():
         assert info["address"].startswith("tcp://127.0.0.1:")
         assert all(w.startswith("tcp://127.0.0.1:") for w in info["workers"])
         assert client.dashboard_link.startswith("http://127.0.0.1:")
+
+
+@pytest.mark.slow
+def test_no_dashboard_takes_no_fixed_port():
+    with cluster.connect({"kind": "local", "workers": 1, "dashboard": False}, log=lambda m: None) as handle:
+        handle.wait_ready()
+        http = handle.cluster.scheduler.http_server
+        ports = [sock.getsockname() for sock in http._sockets.values()]
+        assert ports and all(host == "127.0.0.1" and port != 8787 for host, port, *_ in ports), ports
 
 
 WORKER_LOGS = """

@@ -121,6 +121,7 @@ def test_nightly_runs_end_equal_to_one_fresh_run(tmp_path, capsys):
     sv13 = a["X9.SV13."]
     notes = [json.loads(str(n)) if str(n) else {} for n in sv13["block_notes"][:]]
     assert notes[10] == {"conflicting": 30000}  # 12:00-12:10 on day 3 (block 10), 50 Hz, one channel
+    assert notes[9] == {"conflicting": 1000}  # its last window reaches 20 s into the clash
     sv20 = a["X9.SV20.00"]
     notes = [json.loads(str(n)) if str(n) else {} for n in sv20["block_notes"][:]]
     assert [b for b, n in enumerate(notes) if n.get("no_data")] == [8, 9, 10, 11]
@@ -128,3 +129,11 @@ def test_nightly_runs_end_equal_to_one_fresh_run(tmp_path, capsys):
     assert [b for b, e in enumerate(errors) if e] == [16, 17, 18, 19]
     # The block whose last window straddles into the upgraded day is computed, that window not.
     assert int(sv20["block_done"][15]) == 1080 and "other_rates" in notes[15]
+    # And `scatflow info` tells them apart.
+    assert main(["info", str(store)]) == 0
+    info = capsys.readouterr().out
+    # Block 9's last window reaches 20 s into the clash, so it counts too (1000 samples).
+    assert ("not recorded: samples where overlapping traces disagree (counted as gaps) in block(s) 9-10, "
+            "up to 30000 in one block") in info
+    assert "no data:    block(s) 8-11 (2015-12-06T00:00:00Z .. 2015-12-07T00:00:20Z)" in info
+    assert "failed:     4 block(s)" in info and "rate change: block(s) 15 hold samples at another rate" in info

@@ -110,9 +110,10 @@ def test_late_data_recomputes_the_blocks_it_reaches(tmp_path):
     assert results[2].computed < PER_BLOCK  # the last 5 minutes are missing
     assert make_plan(cfg, Store(cfg.output["store"])).stations[0].todo == []
     write_day(path, 1800)  # the rest arrives: the file is rewritten with more data
-    sp = make_plan(cfg, Store(cfg.output["store"])).stations[0]
-    # Every block read this file, so every one is computed again (whole), and only those.
-    assert sp.todo == [0, 1, 2]
+    plan = make_plan(cfg, Store(cfg.output["store"]))
+    # Every block read this file, so every one is computed again (whole), and --dry-run says why.
+    assert plan.stations[0].todo == [0, 1, 2]
+    assert "3 block(s) to compute (3 inputs changed), 0 already complete" in plan.describe()
     _, results = compute_all(cfg)
     assert results[2].computed == n_windows(600, WINDOW_S, HOP_S) and results[2].ok
 
