@@ -251,7 +251,9 @@ def main(argv=None) -> int:
     if args.debug:
         return args.func(args)
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at exit
+        return code
     except BrokenPipeError:
         # `scatflow info STORE | head`: the reader left; nothing to report. Python would complain
         # again when it flushes stdout at exit, so point stdout at /dev/null first.

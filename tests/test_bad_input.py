@@ -289,6 +289,19 @@ def test_job_schedulers_use_tls_by_default():
     assert "tls://" not in cluster.job_script({**base, "tls": False})
 
 
+@pytest.mark.slow  # builds a SLURMCluster (its scheduler starts) to render the job script
+def test_job_clusters_work_without_cores_or_memory(monkeypatch):
+    """Neither the config nor jobqueue.yaml gives cores or memory: one core and 2 GB per worker job
+    (dask-jobqueue alone stops with a multi-line message)."""
+    pytest.importorskip("dask_jobqueue")
+    import dask
+
+    with dask.config.set({"jobqueue.slurm.cores": None, "jobqueue.slurm.memory": None}):
+        script = cluster.job_script({"kind": "slurm", "jobs": 1, "interface": "lo", "lifetime_stagger": "1m",
+                                     "tls": False})
+    assert "#SBATCH --cpus-per-task=1" in script and "#SBATCH --mem=2G" in script
+
+
 def test_config_values_are_never_evaluated(tmp_path, capsys):
     marker = tmp_path / "pwned"
     path = write(obspy.Stream([noise_trace()]), tmp_path / "x.mseed")

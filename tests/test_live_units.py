@@ -171,3 +171,48 @@ def test_a_changed_design_is_one_line_before_anything_runs(tmp_path, capsys, cha
     for argv in (["run", str(changed), "--dry-run"], ["run", str(changed), "--quiet"]):
         line = one_line_error(capsys, argv, "was written with another design", f"{key}: store has")
         assert "broadcast" not in line
+
+
+# -- smaller things a user runs into -------------------------------------------------------------
+def test_a_window_too_short_for_any_octave_says_the_shortest_window():
+    from scatflow.errors import ConfigError
+    from scatflow.plan import check_octaves
+
+    with pytest.raises(ConfigError) as err:
+        check_octaves([{"octaves": 2, "quality": 4}], 0.5, 20.0, "XX.AAA.")
+    assert "too short for even one octave" in str(err.value) and "at least 0.8 s" in str(err.value)
+    assert "-" not in str(err.value).split("use")[-1]  # never "use at most -3 octaves"
+
+
+def test_transform_stream_names_a_bad_overlap():
+    import scatflow
+
+    with pytest.raises(ValueError, match=r"overlap must be in \[0, 1\), got 1.0"):
+        scatflow.transform_stream(obspy.Stream([trace(np.zeros(400))]), layers=SMALL_LAYERS, window_s=10.0,
+                                  overlap=1.0)
+
+
+def test_info_piped_into_head_ends_quietly(tmp_path):
+    """`scatflow info STORE | head`: the reader is gone before scatflow writes; no traceback."""
+    import subprocess
+    import sys
+
+    path = write_day(tmp_path / "x.mseed", 1800)
+    compute_all(config(tmp_path, path, 1800))
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; from scatflow.cli import main; sys.exit(main())",
+                             "info", str(tmp_path / "out.zarr")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    proc.stdout.close()  # as `head` does once it has its lines
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 0 and err == "", err
+
+
+def test_plot_refuses_an_f1_outside_the_bank(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    path = write_day(tmp_path / "x.mseed", 1800)
+    compute_all(load_config(write_config(tmp_path / "run.toml", paths=[path], start=str(T0)[:19],
+                                         end=str(T0 + 1800)[:19], window_s=WINDOW_S, block_s=BLOCK_S,
+                                         layers=[{"octaves": 3, "resolution": 1, "quality": 1},
+                                                 {"octaves": 2, "resolution": 1, "quality": 1}])))
+    one_line_error(capsys, ["plot", str(tmp_path / "out.zarr"), "--f1", "0.1"], "--f1 0.1 Hz is outside",
+                   "1.25 to 5 Hz")
