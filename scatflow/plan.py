@@ -218,6 +218,7 @@ def make_plan(cfg: Config, store: Store, source: Source | None = None, fresh: bo
             skipped.append((st.key, "the span is shorter than one window"))
         else:
             plans.append(sp)
+    refused += list(source.unreadable)
     if not plans:
         # Nothing to run: say why in one line, and leave no store behind whose design would
         # then refuse the corrected configuration.

@@ -71,6 +71,9 @@ def station_key(seed_id: str) -> str:
 class Source:
     """Interface of a waveform source."""
 
+    #: (file, reason) of input files that could not be read at planning (skipped).
+    unreadable: list[tuple[str, str]] = []
+
     def stations(self) -> list[Station]:  # pragma: no cover - interface
         raise NotImplementedError
 
@@ -183,9 +186,16 @@ class FileSource(Source):
 
     def extents(self) -> list[Extent]:
         if self._extents is None:
-            extents = []
+            extents, errors = [], []
             for path in self.files():
-                for tr in _read(path, headonly=True):
+                try:
+                    stream = _read(path, headonly=True)
+                except InputError as exc:
+                    # One damaged file among many is skipped with its reason (the run says so);
+                    # alone, it is the error.
+                    errors.append(exc)
+                    continue
+                for tr in stream:
                     if matches(tr.id, self.select):
                         extents.append(
                             Extent(
@@ -196,9 +206,12 @@ class FileSource(Source):
                                 sampling_rate=nominal_rate(tr.stats.sampling_rate),
                             )
                         )
+            if not extents and errors:
+                raise errors[0]
             if not extents:
                 raise InputError(f"input: no channel matches select={self.select} in {len(self.files())} file(s)")
             self._extents = extents
+            self.unreadable = [(str(e).split(": ", 1)[0], str(e).split(": ", 1)[1]) for e in errors]
         return self._extents
 
     def stations(self) -> list[Station]:

@@ -216,3 +216,14 @@ def test_plot_refuses_an_f1_outside_the_bank(tmp_path, capsys):
                                                  {"octaves": 2, "resolution": 1, "quality": 1}])))
     one_line_error(capsys, ["plot", str(tmp_path / "out.zarr"), "--f1", "0.1"], "--f1 0.1 Hz is outside",
                    "1.25 to 5 Hz")
+
+
+def test_an_unreadable_file_among_others_is_skipped_with_its_reason(tmp_path):
+    write_day(tmp_path / "good.mseed", 1800)
+    (tmp_path / "bad.mseed").write_text("not a waveform")
+    cfg = config(tmp_path, tmp_path / "*.mseed", 1800)
+    plan = make_plan(cfg, Store(cfg.output["store"]))
+    assert [sp.key for sp in plan.stations] == ["XX.AAA."]
+    ((path, why),) = plan.refused
+    assert path == str(tmp_path / "bad.mseed") and why.startswith("not a readable waveform file")
+    assert f"{path}" in plan.describe() and "refused: not a readable waveform file" in plan.describe()
