@@ -10,8 +10,9 @@ planner (what to compute), ``scatflow info`` and ``scatflow plot`` alike:
   in the store and its input files are those it read;
 * **missing data**: marked done, but its data chunks are gone (deleted by hand):
   it is computed again;
-* **inputs changed**: done, but an input file grew, was rewritten or removed,
-  or a new one covers its span (late data): it is computed again, whole;
+* **inputs changed**: done, but an input file grew or was rewritten, or a new
+  one covers its span (late data): it is computed again, whole (a file that is
+  merely gone changes nothing: pruning raw data never throws results away);
 * **no data**: not done because the archive had no usable data for any of its
   windows (an outage, not an error; ``block_notes`` says so): retried later;
 * **failed**: not done, with a reason recorded (retried by the next run);
@@ -54,8 +55,15 @@ def file_key(records: T.Iterable[dict]) -> set:
     return {(r["path"], r["size"], r["mtime"]) for r in records}
 
 
+def inputs_differ(recorded: T.Iterable[dict], current: T.Iterable[dict]) -> bool:
+    """Whether a block's inputs now differ from those it was computed from: a file it read grew or
+    was rewritten, or a new file falls in its span. A file that is merely gone does not count:
+    pruning raw data never throws away results computed from it."""
+    return bool(file_key(current) - file_key(recorded))
+
+
 def recorded_files_changed(b: int, records: list) -> bool:
-    """Whether any recorded input file of a block changed size or mtime, or is gone.
+    """Whether any recorded input file of a block now has another size or mtime.
 
     Without the input's description only the files a block read can be checked;
     the planner also sees new files (:func:`scatflow.plan.make_plan`).
@@ -64,7 +72,7 @@ def recorded_files_changed(b: int, records: list) -> bool:
         try:
             st = os.stat(r["path"])
         except OSError:
-            return True
+            continue  # gone: see inputs_differ
         if st.st_size != r["size"] or st.st_mtime != r["mtime"]:
             return True
     return False

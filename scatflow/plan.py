@@ -20,7 +20,7 @@ from .config import Config
 from .design import load_network
 from .errors import ConfigError, InputError, StoreError
 from .grid import Blocks, Grid, same_rate, whole_samples
-from .ledger import file_key
+from .ledger import inputs_differ
 from .network import ScatteringNetwork
 from .sources import FileSource, SDSSource, Source, Station
 from .store import StationState, Store
@@ -280,7 +280,7 @@ def _station_plan(design: Design, source: Source, st: Station, state: StationSta
     def inputs_changed(b: int, recorded: list) -> bool:
         # Late data: a file grew or was rewritten, or a new one now covers the block's span.
         t0, t1 = (UTCDateTime(ns=t) for t in grid.read_span_ns(*blocks.range(b)))
-        return file_key(recorded) != file_key(source.input_records(st, t0, t1))
+        return inputs_differ(recorded, source.input_records(st, t0, t1))
 
     ledger = state.ledger(blocks.n, inputs_changed)
     todo = ledger.todo(in_span)

@@ -128,8 +128,8 @@ def _ledger_lines(st: StationGroup) -> list[str]:
         lines.append(f"  incomplete (data missing): block(s) {_ranges(missing)} marked done but their "
                      "chunk files are missing on disk")
     if states[CHANGED]:
-        lines.append(f"  inputs changed: block(s) {_ranges(states[CHANGED])} (an input file grew, was rewritten "
-                     "or removed since they were computed: the next run recomputes them)")
+        lines.append(f"  inputs changed: block(s) {_ranges(states[CHANGED])} (an input file grew or was "
+                     "rewritten since they were computed: the next run recomputes them)")
     if states[NO_DATA]:
         spans = "; ".join(f"{_ranges(g)} ({_iso(st.span(*st.blocks.range(g[0]))[0])} .. "
                           f"{_iso(st.span(*st.blocks.range(g[-1]))[1])})" for g in _runs(states[NO_DATA]))

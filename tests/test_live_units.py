@@ -227,3 +227,15 @@ def test_an_unreadable_file_among_others_is_skipped_with_its_reason(tmp_path):
     ((path, why),) = plan.refused
     assert path == str(tmp_path / "bad.mseed") and why.startswith("not a readable waveform file")
     assert f"{path}" in plan.describe() and "refused: not a readable waveform file" in plan.describe()
+
+
+def test_pruned_raw_data_keeps_its_results(tmp_path):
+    """Deleting a day file after it was processed (a rolling raw-data window) recomputes nothing:
+    results are never thrown away because their inputs were pruned."""
+    path = write_day(tmp_path / "x.mseed", 1800)
+    cfg = config(tmp_path, tmp_path / "*.mseed", 1800)
+    compute_all(cfg)
+    path.unlink()
+    # The glob still finds the station: later data has arrived, outside the span.
+    obspy.Stream([trace(np.zeros(1200), start=T0 + 1860)]).write(str(tmp_path / "later.mseed"), format="MSEED")
+    assert make_plan(config(tmp_path, tmp_path / "*.mseed", 1800), Store(cfg.output["store"])).stations[0].todo == []
