@@ -75,8 +75,12 @@ def _run_line(runs: list) -> str:
     bits = []
     if "blocks_done" in last:
         bits.append(f"{last['blocks_done']} block(s) done")
+    if last.get("blocks_no_data"):
+        bits.append(f"{len(last['blocks_no_data'])} without data")
     if "blocks_failed" in last:
         bits.append(f"{len(last['blocks_failed'])} failed")
+    if last.get("interrupted"):
+        bits.append("interrupted")
     if "seconds" in last:
         bits.append(f"{last['seconds']:.1f} s")
     detail = f" ({', '.join(bits)})" if bits else ""
