@@ -2,7 +2,6 @@
 late inputs, outages, per-station refusals and the design check before anything runs."""
 
 import json
-import os
 
 import numpy as np
 import obspy
