@@ -50,6 +50,17 @@ def _notes(text) -> dict:
     return json.loads(text) if text else {}
 
 
+def consecutive(blocks: T.Iterable[int]) -> list[list[int]]:
+    """Blocks grouped into runs of consecutive numbers: ``[0, 1, 2, 5]`` -> ``[[0, 1, 2], [5]]``."""
+    runs: list[list[int]] = []
+    for b in sorted(blocks):
+        if runs and runs[-1][-1] == b - 1:
+            runs[-1].append(b)
+        else:
+            runs.append([b])
+    return runs
+
+
 def file_key(records: T.Iterable[dict]) -> set:
     """What identifies a set of input file records: (path, size, mtime) of each."""
     return {(r["path"], r["size"], r["mtime"]) for r in records}

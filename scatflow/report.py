@@ -7,12 +7,11 @@ Reads only small arrays (coordinates, the per-block ledger, ``coverage``) and
 
 from __future__ import annotations
 
-import itertools
 import os
 
 import numpy as np
 
-from .ledger import CHANGED, COMPLETE, FAILED, MISSING, NO_DATA, PENDING
+from .ledger import CHANGED, COMPLETE, FAILED, MISSING, NO_DATA, PENDING, consecutive
 from .reader import StationGroup, StoreReader, missing_blocks
 
 #: Largest number of order_1 values read at once for the NaN fraction (bounded memory).
@@ -32,14 +31,9 @@ def _num(x) -> str:
     return f"{x:g}"
 
 
-def _runs(blocks) -> list[list[int]]:
-    """``[0, 1, 2, 5]`` -> ``[[0, 1, 2], [5]]``."""
-    return [[b for _, b in grp] for _, grp in itertools.groupby(enumerate(sorted(blocks)), key=lambda p: p[1] - p[0])]
-
-
 def _ranges(blocks) -> str:
     """``[0, 1, 2, 5]`` -> ``"0-2, 5"``."""
-    return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in _runs(blocks))
+    return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in consecutive(blocks))
 
 
 def _design_lines(design: dict) -> list[str]:
@@ -136,7 +130,7 @@ def _ledger_lines(st: StationGroup) -> list[str]:
                      "rewritten since they were computed: the next run recomputes them)")
     if states[NO_DATA]:
         spans = "; ".join(f"{_ranges(g)} ({_iso(st.span(*st.blocks.range(g[0]))[0])} .. "
-                          f"{_iso(st.span(*st.blocks.range(g[-1]))[1])})" for g in _runs(states[NO_DATA]))
+                          f"{_iso(st.span(*st.blocks.range(g[-1]))[1])})" for g in consecutive(states[NO_DATA]))
         lines.append(f"  no data:    block(s) {spans} (an outage: retried by later runs)")
     if pending:
         lines.append(f"  not done:   block(s) {_ranges(pending)}")

@@ -21,6 +21,7 @@ from . import dataset
 from .blocks import BlockResult, BlockTask, run_block
 from .config import Config
 from .errors import StoreError
+from .ledger import consecutive
 from .lock import now_iso
 from .plan import Design, Plan, make_plan
 from .store import Store, versions
@@ -79,20 +80,14 @@ class Summary:
 
 def _outages(results: list[BlockResult]) -> list[tuple[str, str]]:
     """Per station, the blocks without data as ranges ``"blocks 4-6 (T0 .. T1)"``, sorted."""
-    by_station: dict[str, list[BlockResult]] = {}
+    by_station: dict[str, dict[int, BlockResult]] = {}
     for r in results:
-        by_station.setdefault(r.station, []).append(r)
+        by_station.setdefault(r.station, {})[r.block] = r
     out = []
-    for key in sorted(by_station):
-        runs: list[list[BlockResult]] = []
-        for r in sorted(by_station[key], key=lambda r: r.block):
-            if runs and runs[-1][-1].block == r.block - 1:
-                runs[-1].append(r)
-            else:
-                runs.append([r])
-        out.append((key, ", ".join(
-            f"block{'s' if len(g) > 1 else ''} {g[0].block}{f'-{g[-1].block}' if len(g) > 1 else ''} "
-            f"({g[0].span[0]} .. {g[-1].span[1]})" for g in runs)))
+    for key, blocks in sorted(by_station.items()):
+        parts = [f"block{'s' if len(g) > 1 else ''} {g[0]}{f'-{g[-1]}' if len(g) > 1 else ''} "
+                 f"({blocks[g[0]].span[0]} .. {blocks[g[-1]].span[1]})" for g in consecutive(blocks)]
+        out.append((key, ", ".join(parts)))
     return out
 
 
@@ -195,10 +190,7 @@ def preflight(cfg: Config, overwrite: bool = False) -> Store:
     store = Store(cfg.output["store"])
     store.check_writable()
     if not overwrite:
-        diffs = store.design_differences(Design.from_config(cfg).record())
-        if diffs:
-            raise StoreError(f"{store.path} was written with another design ({'; '.join(diffs)}); "
-                             "use another output.store or --overwrite")
+        store.check_design(Design.from_config(cfg).record())
     return store
 
 

@@ -209,19 +209,23 @@ class Store:
         return [f"{k}: store has {stored.get(k)!r}, config has {design.get(k)!r}"
                 for k in sorted(set(stored) | set(design)) if stored.get(k) != design.get(k)]
 
-    def open_or_create(self, design: dict) -> None:
-        """Create the root group with ``design``, or refuse if the store's design differs.
+    def check_design(self, design: dict) -> None:
+        """Refuse a store written with another design.
 
         Raises
         ------
         StoreError
             Naming each design key whose value differs.
         """
-        self.check_writable()
         diffs = self.design_differences(design)
         if diffs:
             raise StoreError(f"{self.path} was written with another design ({'; '.join(diffs)}); "
                              "use another output.store or --overwrite")
+
+    def open_or_create(self, design: dict) -> None:
+        """Create the root group with ``design``, or refuse if the store's design differs (StoreError)."""
+        self.check_writable()
+        self.check_design(design)
         if not self.exists():
             zarr.open_group(self.path, mode="a", zarr_format=3).attrs["scatflow"] = {"design": design, "runs": []}
 

@@ -185,3 +185,10 @@ def test_lock_of_another_host_taken_over_only_when_silent(tmp_path):
     os.utime(lock_path(store), (old, old))
     with writer_lock(store):
         assert read_holder(lock_path(store))["host"] == HOST
+
+
+def test_consecutive_blocks_group_into_runs():
+    from scatflow.ledger import consecutive
+
+    assert consecutive([5, 0, 2, 1, 7, 8]) == [[0, 1, 2], [5], [7, 8]]
+    assert consecutive([]) == []
