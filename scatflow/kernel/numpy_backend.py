@@ -10,7 +10,9 @@ Why it is fast without compiled code:
   inner batches of :data:`INNER_BATCH` windows keep every core busy;
 * the forward transform of a real row is an ``rfft`` plus its conjugate
   mirror, half the work of a complex FFT;
-* the median is a single in-place integer ``partition`` (:func:`median_inplace`).
+* the median is a single in-place integer ``partition`` (:func:`median_inplace`);
+* with a taper, the median and the max read the pooled samples as one or two
+  slices (:func:`contiguous_runs`), not as a gather.
 """
 
 from __future__ import annotations
