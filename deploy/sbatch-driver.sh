@@ -2,8 +2,8 @@
 #SBATCH --job-name=scatflow-driver
 #SBATCH --ntasks=1
 #SBATCH --cpus-per-task=2
-#SBATCH --mem=8G
-#SBATCH --time=2-00:00:00
+#SBATCH --mem=4G
+#SBATCH --time=1-00:00:00
 #SBATCH --output=scatflow-driver-%j.out
 ##SBATCH --partition=PARTITION
 ##SBATCH --account=ACCOUNT
@@ -23,7 +23,12 @@
 # (dask-jobqueue, settings from ~/.config/dask/jobqueue.yaml; see
 # deploy/jobqueue.yaml), so:
 #   * the driver job is small (the scheduler needs ~1-2 cores and a few GB)
-#     but must outlive the workers: give it the longest --time you may;
+#     but must outlive the workers: give it the longest --time your partition
+#     allows (`sinfo -o "%P %l"` shows each partition's limit). The defaults
+#     above (1 day, 4 GB) fit the single-node SLURM of deploy/slurm; raise them
+#     on the command line, e.g. `sbatch --time=7-00:00:00 --mem=8G deploy/...`,
+#     which overrides these lines. A driver stopped at its limit gets SIGTERM:
+#     completed blocks are kept, and the same command resumes;
 #     workers retire and are replaced (--lifetime) within their own walltime;
 #   * the cluster must allow `sbatch` from compute nodes (most do; ask your
 #     admins if worker jobs never appear);

@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 # start without paying ~0.8 s for obspy, xarray and zarr before they need them.
 _LAZY = {
     "load_network": ".design",
-    "MorletBank": ".network",
+    "MorletBank": ".bank",
     "ScatteringNetwork": ".network",
     "transform_stream": ".stream",
 }

@@ -1,4 +1,9 @@
-"""Worker preload: keep distributed's shutdown races out of the user's terminal.
+"""Worker preload: keep distributed's shutdown races and Ctrl-C out of the user's terminal.
+
+A Ctrl-C in the terminal reaches every process of the foreground group, local
+workers included, which would each print a KeyboardInterrupt traceback; the
+driver alone handles it (stops feeding tasks, records the run, closes the
+cluster), so workers ignore SIGINT.
 
 When a local cluster closes, a worker stops its periodic callbacks and then closes
 its connection pool; a heartbeat already in flight then fails and ``distributed``
@@ -11,6 +16,7 @@ is already closing; everything a running worker logs still reaches stderr.
 from __future__ import annotations
 
 import logging
+import signal
 
 CLOSING = ("closing", "closed")
 
@@ -30,6 +36,10 @@ class ClosingNoise(logging.Filter):
 
 def dask_setup(worker) -> None:
     """Called by ``distributed`` in each worker process (``preload``)."""
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the process's main thread: leave it
+        pass
     noise = ClosingNoise(worker)
     for handler in logging.getLogger("distributed").handlers + logging.getLogger().handlers:
         if not any(isinstance(f, ClosingNoise) for f in handler.filters):

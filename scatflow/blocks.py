@@ -113,10 +113,15 @@ class BlockResult:
     block : int
     windows : int
         Windows the block holds.
+    span : (str, str)
+        UTC start of its first window and end of its last (ISO 8601).
     computed : int
         Windows with coefficients on at least one channel.
     error : str
         Why it failed ("" when it did not).
+    no_data : str
+        Why no window could be computed, when the archive had no usable data
+        for the block (an outage, not a failure: retried by later runs).
     fatal : bool
         The store cannot take more writes: the run stops.
     worker : str
@@ -129,8 +134,10 @@ class BlockResult:
     station: str
     block: int
     windows: int
+    span: tuple[str, str] = ("", "")
     computed: int = 0
     error: str = ""
+    no_data: str = ""
     fatal: bool = False
     worker: str = ""
     seconds: float = 0.0
@@ -138,7 +145,8 @@ class BlockResult:
 
     @property
     def ok(self) -> bool:
-        return not self.error
+        """Computed (not failed, not without data)."""
+        return not self.error and not self.no_data
 
 
 def coefficients(network: ScatteringNetwork, x: np.ndarray, rec: np.ndarray, cov: np.ndarray,
@@ -173,7 +181,7 @@ def coefficients(network: ScatteringNetwork, x: np.ndarray, rec: np.ndarray, cov
 
 
 def compute_windows(network: ScatteringNetwork, params: BlockParams, grid: Grid, data: np.ndarray,
-                    recorded: np.ndarray, cov: np.ndarray, threads: int = 1) -> list[np.ndarray]:
+                                    recorded: np.ndarray, cov: np.ndarray, threads: int = 1) -> list[np.ndarray]:
     """Coefficients of consecutive windows of aligned samples.
 
     Parameters
@@ -212,7 +220,8 @@ def run_block(task: BlockTask) -> BlockResult:
     t_start = time.perf_counter()
     k0, k1 = task.blocks.range(task.block)
     store = Store(task.store)
-    result = BlockResult(task.station.key, task.block, k1 - k0)
+    span = tuple(str(UTCDateTime(ns=t)) for t in task.grid.span_ns(k0, k1))
+    result = BlockResult(task.station.key, task.block, k1 - k0, span)
     files: list = []  # filled as soon as they are read, so a failure records them too
     try:
         _compute_and_write(task, store, result, files)
@@ -235,26 +244,34 @@ def _compute_and_write(task: BlockTask, store: Store, result: BlockResult, files
     t0, t1 = (UTCDateTime(ns=t) for t in grid.read_span_ns(k0, k1))
     stream, read = make_source(task.source).read(st, t0, t1)
     files.extend(read)
-    data, recorded = windows.align(stream, st.channels, grid.sample_ns(k0), grid.nsamp(k0, k1), grid.sampling_rate)
+    aligned = windows.align(stream, st.channels, grid.sample_ns(k0), grid.nsamp(k0, k1), grid.sampling_rate)
     del stream
-    if not recorded.any():
-        raise InputError(f"{st.key}: no data between {t0} and {t1}")
-    cov = windows.coverage(recorded, grid.bins, grid.hop, k1 - k0)
-    if not windows.computable(cov, params.min_coverage).any():
-        # Nothing to compute: fail (and retry on the next run, when the data may have come)
-        # rather than mark a block of NaN done.
-        raise InputError(
-            f"{st.key}: no window has enough data (min_coverage {params.min_coverage}) between {t0} and {t1}")
+    cov = windows.coverage(aligned.recorded, grid.bins, grid.hop, k1 - k0)
+    notes = {k: v for k, v in (("conflicting", aligned.conflicting), ("nonfinite", aligned.nonfinite),
+                               ("other_rates", sorted(set(aligned.other_rates)))) if v}
     net = station_network(params, grid.bins, grid.sampling_rate)
-    orders = compute_windows(net, params, grid, data, recorded, cov, task.threads)
+    computable = windows.computable(cov, params.min_coverage)
+    if aligned.other_rates and not computable.any():
+        raise InputError(
+            f"{st.key}: the sampling rate changes ({sorted(set(aligned.other_rates))[0]}; the station's is "
+            f"{grid.sampling_rate:g} Hz): resample every channel with [preprocess] sampling_rate, or use a new store")
+    if not computable.any():
+        # An outage, not a failure: the coverage is written (0 where nothing was recorded), the block
+        # is not marked done, and later runs retry it when the data may have come.
+        result.no_data = (f"no data between {t0} and {t1}" if not aligned.recorded.any() else
+                          f"no window has enough data (min_coverage {params.min_coverage}) between {t0} and {t1}")
+        notes["no_data"] = True
+        orders = [np.full((k1 - k0, len(st.channels), *shape), np.nan, dtype=params.dtype) for shape in net.shapes]
+    else:
+        orders = compute_windows(net, params, grid, aligned.data, aligned.recorded, cov, task.threads)
     ds = dataset.make_dataset(net, grid.times(k0, k1), st.channels, orders, cov.astype(np.float32), {})
     try:
         store.write_block(st.key, ds, k0, task.blocks.chunk)
-        store.mark_block(st.key, task.block, k1 - k0, files, "")
+        store.mark_block(st.key, task.block, 0 if result.no_data else k1 - k0, files, "", notes)
     except OSError as exc:
         result.fatal = exc.errno in STORAGE_ERRNOS  # the output cannot take more writes: the driver stops
         raise
-    result.computed = int((cov > 0).any(axis=1).sum())
+    result.computed = int(computable.any(axis=1).sum())
 
 
 def _worker_identity() -> str:

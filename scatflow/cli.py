@@ -150,20 +150,22 @@ def cmd_run(args) -> int:
         overrides["cluster"]["workers"] = args.workers
     cfg = load_config(args.config, overrides)
     log = _log(args.quiet)
+    # Store and design are checked before any cluster starts (a job cluster may take minutes).
+    from .lock import writer_lock
+    from .run import preflight
+
+    store = preflight(cfg, overwrite=args.overwrite)
     if args.dry_run:
         from .plan import make_plan
-        from .store import Store
 
-        plan = make_plan(cfg, Store(cfg.output["store"]), fresh=args.overwrite)
+        plan = make_plan(cfg, store, fresh=args.overwrite)
         print(f"plan: {plan.tasks} block(s) to compute into {cfg.output['store']}")
         print(plan.describe())
         script = cluster.job_script(cfg.cluster)
         if script:
             print(f"\njob script each {cfg.cluster['kind']} worker job would run (not submitted):\n{script}")
         return 0
-    with cluster.connect(cfg.cluster, log=log) as handle:
-        # Imported once the cluster is starting: a local cluster's worker processes start
-        # while the driver loads obspy, xarray and zarr (~0.8 s) and plans.
+    with writer_lock(store.path), cluster.connect(cfg.cluster, log=log) as handle:
         from .run import run
 
         summary = run(cfg, handle, overwrite=args.overwrite, progress=Progress(enabled=not args.quiet), log=log)
@@ -297,16 +299,42 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (a batch system's or a user's ``kill``): stopped as Ctrl-C stops a run."""
+
+
+def _terminate(signum, frame):
+    raise _Terminated()
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     if args.debug:
         return args.func(args)
     try:
-        return args.func(args)
-    except KeyboardInterrupt:
-        print("scatflow: interrupted; completed blocks are kept, run again to resume", file=sys.stderr)
-        return 130
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at exit
+        return code
+    except BrokenPipeError:
+        # `scatflow info STORE | head`: the reader left; nothing to report. Python would complain
+        # again when it flushes stdout at exit, so point stdout at /dev/null first.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt as exc:
+        terminated = isinstance(exc, _Terminated) or isinstance(exc.__context__, _Terminated)
+        done = getattr(exc, "done", None)
+        kept = "completed blocks are kept" if done is None else f"{done} block(s) completed by this run are kept"
+        print(f"scatflow: {'terminated' if terminated else 'interrupted'}; {kept}, run again to resume",
+              file=sys.stderr)
+        return 143 if terminated else 130
     except Exception as exc:  # noqa: BLE001 - one line for users; --debug for the traceback
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         from .errors import USER_ERRORS

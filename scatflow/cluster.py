@@ -60,6 +60,13 @@ JOB_KEYS = (
 )
 
 
+#: Job settings used when neither the config nor jobqueue.yaml gives them: one single-threaded
+#: worker per job (the kernel runs one thread per task) and memory for it. A worker's peak was
+#: 0.29 GB on the tutorial network for 1 to 7-day spans (benchmarks/archive.py); 2 GB leaves room
+#: for larger networks and blocks. `scatflow run --dry-run` prints the job script with them.
+JOB_DEFAULTS = {"cores": 1, "processes": 1, "memory": "2GB"}
+
+
 def _local(cfg: dict, log):
     from distributed import Client, LocalCluster
 
@@ -78,6 +85,9 @@ def _local(cfg: dict, log):
         # The scheduler runs whatever its clients send: never listen beyond this machine by default.
         host="127.0.0.1",
         dashboard_address="127.0.0.1:8787" if cfg.get("dashboard", True) else None,
+        # Without a dashboard the scheduler still serves its health routes over HTTP, on port
+        # 8787 unless told otherwise: a free loopback port then, never another run's port.
+        scheduler_kwargs=None if cfg.get("dashboard", True) else {"dashboard_address": "127.0.0.1:0"},
         silence_logs=40,
         # Filters distributed's benign shutdown races out of the workers' stderr (see _workerlog).
         preload=["scatflow._workerlog"],
@@ -129,6 +139,12 @@ def job_cluster(cfg: dict, tls_dir: str | None = None):
         cfg["kind"]
     ]
     kwargs = {k: thaw(cfg[k]) for k in JOB_KEYS if cfg.get(k) is not None}
+    import dask
+
+    for key, default in JOB_DEFAULTS.items():
+        # Neither the config nor jobqueue.yaml says: dask-jobqueue would refuse with a long message.
+        if key not in kwargs and dask.config.get(f"jobqueue.{cfg['kind']}.{key}", None) is None:
+            kwargs[key] = default
     if cfg.get("lifetime"):
         # Retire before the walltime kills the job; adapt() below submits the replacements.
         # No --lifetime-restart: that restarts inside the same job, which still hits its walltime.

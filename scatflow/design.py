@@ -16,7 +16,8 @@ import pickle
 
 import numpy as np
 
-from .network import MorletBank, ScatteringNetwork, morlet
+from .bank import MorletBank, morlet
+from .network import ScatteringNetwork
 
 
 def load_network(path: str | os.PathLike) -> ScatteringNetwork:

@@ -160,11 +160,6 @@ class Blocks:
         k0, k1 = self.range(b)
         return k1 - k0
 
-    def expected_all(self) -> np.ndarray:
-        """:meth:`expected` of every block, ``(count,)`` int64."""
-        starts = np.arange(self.count, dtype=np.int64) * self.chunk
-        return np.minimum(starts + self.chunk, self.n) - starts
-
     def of_windows(self, k_lo: int, k_hi: int) -> range:
         """Blocks holding windows ``k_lo .. k_hi`` (inclusive)."""
         return range(k_lo // self.chunk, k_hi // self.chunk + 1)

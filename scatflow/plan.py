@@ -8,6 +8,7 @@ windows, and the blocks among them that are not complete.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import typing as T
 
@@ -19,6 +20,7 @@ from .config import Config
 from .design import load_network
 from .errors import ConfigError, InputError, StoreError
 from .grid import Blocks, Grid, same_rate, whole_samples
+from .ledger import inputs_differ
 from .network import ScatteringNetwork
 from .sources import FileSource, SDSSource, Source, Station
 from .store import StationState, Store
@@ -100,6 +102,8 @@ class StationPlan:
         Blocks to compute.
     complete : int
         Blocks of the span already complete.
+    why : dict
+        Number of blocks to compute per ledger state (``"pending"``, ``"inputs changed"``...).
     """
 
     station: Station
@@ -109,6 +113,7 @@ class StationPlan:
     span: tuple[int, int]
     todo: list[int]
     complete: int
+    why: dict = dataclasses.field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -129,6 +134,7 @@ class Plan:
     source: Source
     stations: list[StationPlan]
     skipped: list[tuple[str, str]]
+    refused: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
     @property
     def tasks(self) -> int:
@@ -154,13 +160,16 @@ class Plan:
         lines = []
         for s in self.stations:
             t0, t1 = (np.datetime64(int(s.grid.start_ns(k)), "ns") for k in s.span)
+            why = ", ".join(f"{n} {'new' if state == 'pending' else state}" for state, n in sorted(s.why.items()))
             lines.append(
                 f"  {s.key:16s} {len(s.station.channels)} ch @ {s.station.sampling_rate:g} Hz, "
                 f"windows {s.span[0]}..{s.span[1]} ({t0} .. {t1}), "
-                f"{len(s.todo)} block(s) to compute, {s.complete} already complete"
+                f"{len(s.todo)} block(s) to compute{f' ({why})' if why else ''}, {s.complete} already complete"
             )
         for key, why in self.skipped:
             lines.append(f"  {key:16s} skipped: {why}")
+        for key, why in self.refused:
+            lines.append(f"  {key:16s} refused: {why}")
         return "\n".join(lines)
 
 
@@ -190,22 +199,33 @@ def make_plan(cfg: Config, store: Store, source: Source | None = None, fresh: bo
     fixed_rate = _design_file_rate(cfg)
     inp = cfg.input
     span = (UTCDateTime(inp["start"]).ns if inp["start"] else None, UTCDateTime(inp["end"]).ns if inp["end"] else None)
-    plans, skipped = [], []
+    plans, skipped, refused = [], [], []
     for st in stations:
         if st.sampling_rate <= 0:  # state-of-health and log channels: not waveforms
             skipped.append((st.key, f"sampling rate {st.sampling_rate} Hz is not a waveform ({', '.join(st.channels)})"))
             continue
-        if fixed_rate is not None and not same_rate(st.sampling_rate, fixed_rate):
-            raise InputError(
-                f"{st.channels[0]}: sampling rate {st.sampling_rate} Hz does not match the design's {fixed_rate} Hz"
-            )
-        state = None if fresh else store.station_state(st.key)
-        sp = _station_plan(design, st, state, *span)
+        try:
+            if fixed_rate is not None and not same_rate(st.sampling_rate, fixed_rate):
+                raise InputError(f"{st.channels[0]}: sampling rate {st.sampling_rate} Hz does not match the "
+                                 f"design's {fixed_rate} Hz")
+            state = None if fresh else store.station_state(st.key)
+            sp = _station_plan(design, source, st, state, *span)
+        except (ConfigError, InputError, StoreError) as exc:
+            # One station's problem (an off-nominal rate, channels that changed...) never stops the others.
+            refused.append((st.key, str(exc)))
+            continue
         if sp is None:
             skipped.append((st.key, "the span is shorter than one window"))
         else:
             plans.append(sp)
-    return Plan(cfg, design, source, plans, skipped)
+    refused += list(source.unreadable)
+    if not plans:
+        # Nothing to run: say why in one line, and leave no store behind whose design would
+        # then refuse the corrected configuration.
+        key, why = (refused + skipped)[0]
+        more = len(refused) + len(skipped) - 1
+        raise InputError(f"nothing to compute: {key}: {why}" + (f" (and {more} other station(s))" if more else ""))
+    return Plan(cfg, design, source, plans, skipped, refused)
 
 
 def _design_file_rate(cfg: Config) -> float | None:
@@ -232,7 +252,7 @@ def station_grid(design: Design, st: Station, origin_ns: int) -> Grid:
     return Grid(origin_ns=origin_ns, sampling_rate=rate, bins=bins, hop=hop)
 
 
-def _station_plan(design: Design, st: Station, state: StationState | None,
+def _station_plan(design: Design, source: Source, st: Station, state: StationState | None,
                   start: int | None, end: int | None) -> StationPlan | None:
     if state is not None:
         origin = int(state.attrs["grid_origin_ns"])
@@ -254,8 +274,18 @@ def _station_plan(design: Design, st: Station, state: StationState | None,
     n_old = 0 if state is None else state.n_time
     blocks = Blocks(int(round(design.block_s / design.hop_s)), max(n_old, k_hi + 1))
     in_span = blocks.of_windows(k_lo, k_hi)
-    todo = in_span if state is None else state.ledger(blocks.n).todo(in_span)
-    return StationPlan(st, grid, blocks, n_old, (k_lo, k_hi), list(todo), len(in_span) - len(todo))
+    if state is None:
+        return StationPlan(st, grid, blocks, n_old, (k_lo, k_hi), list(in_span), 0, {"pending": len(in_span)})
+
+    def inputs_changed(b: int, recorded: list) -> bool:
+        # Late data: a file grew or was rewritten, or a new one now covers the block's span.
+        t0, t1 = (UTCDateTime(ns=t) for t in grid.read_span_ns(*blocks.range(b)))
+        return inputs_differ(recorded, source.input_records(st, t0, t1))
+
+    ledger = state.ledger(blocks.n, inputs_changed)
+    todo = ledger.todo(in_span)
+    why = collections.Counter(ledger.state(b) for b in todo)
+    return StationPlan(st, grid, blocks, n_old, (k_lo, k_hi), todo, len(in_span) - len(todo), dict(why))
 
 
 def check_octaves(layers: list[dict], window_s: float, rate: float, where: str) -> None:
@@ -271,6 +301,11 @@ def check_octaves(layers: list[dict], window_s: float, rate: float, where: str) 
         width = layer["quality"] / lowest
         if width > window_s:
             most = int(np.floor(np.log2(window_s * nyquist / layer["quality"])))
+            if most < 1:
+                raise ConfigError(
+                    f"network.layers[{i}]: a {window_s:g} s window at {where} ({rate:g} Hz) is too short for "
+                    f"even one octave at quality {layer['quality']:g}: use windows of at least "
+                    f"{2 * layer['quality'] / nyquist:.3g} s (or a lower quality)")
             raise ConfigError(
                 f"network.layers[{i}]: octaves = {layer['octaves']} reaches {lowest:.3g} Hz at {where} "
                 f"({rate:g} Hz), whose wavelet is {width:.3g} s wide, more than the {window_s:g} s window; "

@@ -105,8 +105,8 @@ def _panel(fig, ax, x_edges, f, values, norm_ok, norm, cmap, label: str, ylabel:
     cbar = fig.colorbar(mesh, ax=ax, pad=0.015, fraction=0.04)
     cbar.set_label(label)
     if not norm_ok:
-        ax.text(0.5, 0.5, "no coefficients in this range (all NaN)", transform=ax.transAxes, ha="center",
-                va="center", color="0.3")
+        ax.text(0.5, 0.5, "no positive coefficients in this range (all zero or NaN)", transform=ax.transAxes,
+                ha="center", va="center", color="0.3")
     return mesh
 
 
@@ -156,7 +156,12 @@ def plot_store(store, output=None, station=None, channel=None, f1=None, start=No
     if f1 is None:
         f1_sel = float(np.sort(f1_all)[len(f1_all) // 2])
     else:
-        f1_sel = float(f1_all[np.argmin(np.abs(np.log(f1_all) - np.log(f1)))]) if f1 > 0 else float(f1_all.min())
+        lo, hi = f1_all.min(), f1_all.max()
+        # Half a band's worth of slack at either end; beyond it the nearest band is not what was asked.
+        if not lo / 2**0.5 <= f1 <= hi * 2**0.5:
+            raise StoreError(f"--f1 {f1:g} Hz is outside the first-order bank of {reader.path} group "
+                             f"{station!r} ({lo:.3g} to {hi:.3g} Hz)")
+        f1_sel = float(f1_all[np.argmin(np.abs(np.log(f1_all) - np.log(f1)))])
     fig = _figure(sel, station, channel, f1_sel)
     fig.savefig(out, format="png")
     return out

@@ -7,12 +7,11 @@ Reads only small arrays (coordinates, the per-block ledger, ``coverage``) and
 
 from __future__ import annotations
 
-import itertools
 import os
 
 import numpy as np
 
-from .ledger import COMPLETE, FAILED, MISSING, PENDING
+from .ledger import CHANGED, COMPLETE, FAILED, MISSING, NO_DATA, PENDING, consecutive
 from .reader import StationGroup, StoreReader, missing_blocks
 
 #: Largest number of order_1 values read at once for the NaN fraction (bounded memory).
@@ -34,12 +33,7 @@ def _num(x) -> str:
 
 def _ranges(blocks) -> str:
     """``[0, 1, 2, 5]`` -> ``"0-2, 5"``."""
-    blocks = sorted(blocks)
-    parts = []
-    for _, grp in itertools.groupby(enumerate(blocks), key=lambda p: p[1] - p[0]):
-        run = [b for _, b in grp]
-        parts.append(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}")
-    return ", ".join(parts)
+    return ", ".join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in consecutive(blocks))
 
 
 def _design_lines(design: dict) -> list[str]:
@@ -75,8 +69,12 @@ def _run_line(runs: list) -> str:
     bits = []
     if "blocks_done" in last:
         bits.append(f"{last['blocks_done']} block(s) done")
+    if last.get("blocks_no_data"):
+        bits.append(f"{len(last['blocks_no_data'])} without data")
     if "blocks_failed" in last:
         bits.append(f"{len(last['blocks_failed'])} failed")
+    if last.get("interrupted"):
+        bits.append("interrupted")
     if "seconds" in last:
         bits.append(f"{last['seconds']:.1f} s")
     detail = f" ({', '.join(bits)})" if bits else ""
@@ -112,7 +110,8 @@ def _header_lines(st: StationGroup) -> list[str]:
 def _ledger_lines(st: StationGroup) -> list[str]:
     """Span, windows and the blocks' states of a station group with windows."""
     led = st.ledger
-    complete, failed, missing, pending = (led.where(s) for s in (COMPLETE, FAILED, MISSING, PENDING))
+    states = {s: led.where(s) for s in (COMPLETE, FAILED, MISSING, CHANGED, NO_DATA, PENDING)}
+    complete, failed, missing, pending = (states[s] for s in (COMPLETE, FAILED, MISSING, PENDING))
     lines = [f"  span:       {_iso(st.times[0])} .. {_iso(st.span(0, st.n)[1])}",
              f"  windows:    {st.n}",
              f"  blocks:     {len(complete)}/{led.blocks.count} complete ({led.blocks.chunk} windows per block)"]
@@ -126,8 +125,27 @@ def _ledger_lines(st: StationGroup) -> list[str]:
     if missing:
         lines.append(f"  incomplete (data missing): block(s) {_ranges(missing)} marked done but their "
                      "chunk files are missing on disk")
+    if states[CHANGED]:
+        lines.append(f"  inputs changed: block(s) {_ranges(states[CHANGED])} (an input file grew or was "
+                     "rewritten since they were computed: the next run recomputes them)")
+    if states[NO_DATA]:
+        spans = "; ".join(f"{_ranges(g)} ({_iso(st.span(*st.blocks.range(g[0]))[0])} .. "
+                          f"{_iso(st.span(*st.blocks.range(g[-1]))[1])})" for g in consecutive(states[NO_DATA]))
+        lines.append(f"  no data:    block(s) {spans} (an outage: retried by later runs)")
     if pending:
         lines.append(f"  not done:   block(s) {_ranges(pending)}")
+    for key, what in (("conflicting", "samples where overlapping traces disagree"),
+                      ("nonfinite", "NaN or infinite samples")):
+        counts = {b: led.note(b, key) for b in range(led.blocks.count) if led.note(b, key)}
+        if counts:
+            # Per block, over its read span: a window straddling two blocks counts in both, so no sum.
+            lines.append(f"  not recorded: {what} (counted as gaps) in block(s) {_ranges(counts)}, "
+                         f"up to {max(counts.values())} in one block")
+    changes = {b: led.note(b, "other_rates", []) for b in range(led.blocks.count) if led.note(b, "other_rates", [])}
+    if changes:
+        first = changes[min(changes)][0]
+        lines.append(f"  rate change: block(s) {_ranges(changes)} hold samples at another rate, not used "
+                     f"(first: {first})")
     return lines
 
 

@@ -21,8 +21,9 @@ from . import dataset
 from .blocks import BlockResult, BlockTask, run_block
 from .config import Config
 from .errors import StoreError
-from .lock import now_iso, writer_lock
-from .plan import Plan, make_plan
+from .ledger import consecutive
+from .lock import now_iso
+from .plan import Design, Plan, make_plan
 from .store import Store, versions
 
 if T.TYPE_CHECKING:
@@ -37,20 +38,27 @@ class Summary:
     failed: list[BlockResult]
     skipped: list[tuple[str, str]]
     seconds: float
+    no_data: list[BlockResult] = dataclasses.field(default_factory=list)
+    refused: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.failed
+        """No block failed and no station was refused (blocks without data are outages, not errors)."""
+        return not self.failed and not self.refused
 
     def text(self) -> str:
         """What ``scatflow run`` prints at the end."""
         windows_done = sum(r.windows for r in self.done)
         lines = [
             f"done: {len(self.done)} block(s), {windows_done} windows in {self.seconds:.1f} s; "
-            f"failed: {len(self.failed)}; skipped: {len(self.skipped)}"
+            f"no data: {len(self.no_data)}; failed: {len(self.failed)}; skipped: {len(self.skipped)}"
+            + (f"; refused: {len(self.refused)}" if self.refused else "")
         ]
         lines += [f"  skipped {key}: {why}" for key, why in self.skipped]
-        lines += [f"  failed {r.station} block {r.block}: {r.error}" for r in self.failed]
+        lines += [f"  refused {key}: {why}" for key, why in self.refused]
+        lines += [f"  no data {key}: {spans}" for key, spans in _outages(self.no_data)]
+        lines += [f"  failed {r.station} block {r.block}: {r.error}"
+                  for r in sorted(self.failed, key=lambda r: (r.station, r.block))]
         return "\n".join(lines)
 
     def record(self, started: str) -> dict:
@@ -59,17 +67,36 @@ class Summary:
             "started": started,
             "finished": now_iso(),
             "blocks_done": len(self.done),
-            "blocks_failed": [{"station": r.station, "block": r.block, "error": r.error} for r in self.failed],
+            "blocks_failed": [{"station": r.station, "block": r.block, "error": r.error}
+                              for r in sorted(self.failed, key=lambda r: (r.station, r.block))],
+            "blocks_no_data": [{"station": r.station, "block": r.block} for r in
+                               sorted(self.no_data, key=lambda r: (r.station, r.block))],
             "skipped": [{"station": k, "reason": w} for k, w in self.skipped],
+            "refused": [{"station": k, "reason": w} for k, w in self.refused],
             "workers": sorted({r.worker for r in self.done if r.worker}),
             "seconds": round(self.seconds, 3),
         }
+
+
+def _outages(results: list[BlockResult]) -> list[tuple[str, str]]:
+    """Per station, the blocks without data as ranges ``"blocks 4-6 (T0 .. T1)"``, sorted."""
+    by_station: dict[str, dict[int, BlockResult]] = {}
+    for r in results:
+        by_station.setdefault(r.station, {})[r.block] = r
+    out = []
+    for key, blocks in sorted(by_station.items()):
+        parts = [f"block{'s' if len(g) > 1 else ''} {g[0]}{f'-{g[-1]}' if len(g) > 1 else ''} "
+                 f"({blocks[g[0]].span[0]} .. {blocks[g[-1]].span[1]})" for g in consecutive(blocks)]
+        out.append((key, ", ".join(parts)))
+    return out
 
 
 def prepare_store(plan: Plan, store: Store) -> None:
     """Create or grow each station's group (driver only, before any task)."""
     dtype = np.dtype(plan.design.dtype)
     for sp in plan.stations:
+        if sp.n_old:
+            store.add_missing_ledger(sp.key, sp.blocks.grown(sp.n_old).count)
         if sp.n_new == sp.n_old:
             continue
         net = plan.network(sp)
@@ -92,8 +119,12 @@ def prepare_store(plan: Plan, store: Store) -> None:
             store.extend_group(sp.key, tmpl, sp.blocks.grown(sp.n_old), sp.blocks)
 
 
-def execute(plan: Plan, cluster: "Cluster", progress: T.Callable[[int, int], None] | None = None) -> Summary:
+def execute(plan: Plan, cluster: "Cluster", progress: T.Callable[[int, int], None] | None = None,
+            results: list | None = None) -> Summary:
     """Run the plan's tasks on the cluster, a bounded number in flight.
+
+    ``results``, when given, receives each :class:`BlockResult` as it comes back
+    (so a caller interrupted midway knows what was done).
 
     Raises
     ------
@@ -108,7 +139,7 @@ def execute(plan: Plan, cluster: "Cluster", progress: T.Callable[[int, int], Non
     tasks = list(plan.block_tasks())
     slots = max(cluster.slots, sum(client.nthreads().values()), 1)
     pending = iter(tasks)
-    results: list[BlockResult] = []
+    results = [] if results is None else results
 
     def submit(task: BlockTask):
         return client.submit(run_block, task, key=f"{task.name}-{time.monotonic_ns()}", pure=False, retries=0)
@@ -135,8 +166,7 @@ def execute(plan: Plan, cluster: "Cluster", progress: T.Callable[[int, int], Non
             f"output store {plan.cfg.output['store']} cannot be written ({fatal}); run stopped: "
             f"{done} block(s) completed this run are kept and marked, {len(tasks) - done} not done"
         )
-    return Summary([r for r in results if r.ok], [r for r in results if not r.ok], list(plan.skipped),
-                   time.perf_counter() - t0)
+    return _summary(plan, results, time.perf_counter() - t0)
 
 
 def _take(it, n: int) -> list:
@@ -148,8 +178,27 @@ def _take(it, n: int) -> list:
     return out
 
 
+def preflight(cfg: Config, overwrite: bool = False) -> Store:
+    """The checks made before any cluster starts: the store can be written here and, unless
+    ``overwrite``, was written with this configuration's design.
+
+    Raises
+    ------
+    StoreError
+        Naming the path, or each design key that differs.
+    """
+    store = Store(cfg.output["store"])
+    store.check_writable()
+    if not overwrite:
+        store.check_design(Design.from_config(cfg).record())
+    return store
+
+
 def run(cfg: Config, cluster: "Cluster", overwrite: bool = False, progress=None, log=print) -> Summary:
     """Plan, prepare the store, run every missing block, record the run.
+
+    The caller holds the store's writer lock (:func:`scatflow.lock.writer_lock`)
+    and has made the :func:`preflight` checks, both before starting the cluster.
 
     Parameters
     ----------
@@ -161,33 +210,57 @@ def run(cfg: Config, cluster: "Cluster", overwrite: bool = False, progress=None,
     log : callable(str)
     """
     store = Store(cfg.output["store"])
-    store.check_writable()
-    with writer_lock(store.path):
-        plan = make_plan(cfg, store, fresh=overwrite)
-        try:
-            if overwrite:
-                store.wipe()
-            store.open_or_create(plan.design.record())
-            store.drop_consolidated()
-            prepare_store(plan, store)
-            started = now_iso()
-            store.update_root(config=json.loads(json.dumps(cfg.resolved(), default=str)), versions=versions())
-        except OSError as exc:
-            raise StoreError(f"output store {store.path} cannot be written ({exc.strerror or exc})") from None
-        log(f"plan: {plan.tasks} block(s) to compute\n{plan.describe()}")
+    plan = make_plan(cfg, store, fresh=overwrite)
+    try:
+        if overwrite:
+            store.wipe()
+        store.open_or_create(plan.design.record())
+        store.drop_consolidated()
+        prepare_store(plan, store)
+        started = now_iso()
+        store.update_root(config=json.loads(json.dumps(cfg.resolved(), default=str)), versions=versions())
+    except OSError as exc:
+        raise StoreError(f"output store {store.path} cannot be written ({exc.strerror or exc})") from None
+    log(f"plan: {plan.tasks} block(s) to compute\n{plan.describe()}")
+    results: list[BlockResult] = []
+    try:
         # A local cluster starts its workers while the driver plans: wait for them only now.
         cluster.wait_ready()
-        summary = execute(plan, cluster, progress)
-        try:
-            runs = list(store.root_attrs().get("runs", []))
-            store.update_root(runs=(runs + [summary.record(started)])[-100:])
-            store.consolidate()
-        except OSError as exc:
-            raise StoreError(
-                f"output store {store.path}: blocks are written but the run record could not be "
-                f"({exc.strerror or exc})"
-            ) from None
+        summary = execute(plan, cluster, progress, results)
+    except KeyboardInterrupt:
+        # Ctrl-C or SIGTERM: what is done is kept and marked; record it and leave a store that
+        # default opens read (consolidated again), then let the caller say so in one line.
+        partial = _summary(plan, results, 0.0)
+        _record(store, dict(partial.record(started), interrupted=True))
+        raise Interrupted(len(partial.done)) from None
+    _record(store, summary.record(started))
     return summary
 
 
-__all__ = ["run", "execute", "prepare_store", "Summary"]
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C or SIGTERM; ``done`` blocks of it are kept."""
+
+    def __init__(self, done: int):
+        super().__init__(done)
+        self.done = done
+
+
+def _summary(plan: Plan, results: list[BlockResult], seconds: float) -> Summary:
+    return Summary([r for r in results if r.ok], [r for r in results if r.error], list(plan.skipped),
+                   seconds, [r for r in results if r.no_data], list(plan.refused))
+
+
+def _record(store: Store, entry: dict) -> None:
+    """Append ``entry`` to the store's run log and consolidate the metadata (driver)."""
+    try:
+        runs = list(store.root_attrs().get("runs", []))
+        store.update_root(runs=(runs + [entry])[-100:])
+        store.consolidate()
+    except OSError as exc:
+        raise StoreError(
+            f"output store {store.path}: blocks are written but the run record could not be "
+            f"({exc.strerror or exc})"
+        ) from None
+
+
+__all__ = ["preflight", "run", "execute", "prepare_store", "Summary"]

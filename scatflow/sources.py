@@ -71,11 +71,21 @@ def station_key(seed_id: str) -> str:
 class Source:
     """Interface of a waveform source."""
 
+    #: (file, reason) of input files that could not be read at planning (skipped).
+    unreadable: list[tuple[str, str]] = []
+
     def stations(self) -> list[Station]:  # pragma: no cover - interface
         raise NotImplementedError
 
     def read(self, station: Station, t0: UTCDateTime, t1: UTCDateTime) -> tuple[obspy.Stream, list[dict]]:
         """Traces of ``station`` covering ``[t0, t1]`` and the files read (path, size, mtime)."""
+        raise NotImplementedError  # pragma: no cover - interface
+
+    def input_records(self, station: Station, t0: UTCDateTime, t1: UTCDateTime) -> list[dict]:
+        """The files (path, size, mtime) a read of ``station`` over ``[t0, t1]`` would touch now."""
+        return [_file_record(p) for p in self._paths(station, t0, t1)]
+
+    def _paths(self, station: Station, t0: UTCDateTime, t1: UTCDateTime) -> list[str]:
         raise NotImplementedError  # pragma: no cover - interface
 
     def spec(self, station: Station | None = None, t0: UTCDateTime | None = None,
@@ -176,9 +186,16 @@ class FileSource(Source):
 
     def extents(self) -> list[Extent]:
         if self._extents is None:
-            extents = []
+            extents, errors = [], []
             for path in self.files():
-                for tr in _read(path, headonly=True):
+                try:
+                    stream = _read(path, headonly=True)
+                except InputError as exc:
+                    # One damaged file among many is skipped with its reason (the run says so);
+                    # alone, it is the error.
+                    errors.append(exc)
+                    continue
+                for tr in stream:
                     if matches(tr.id, self.select):
                         extents.append(
                             Extent(
@@ -189,19 +206,26 @@ class FileSource(Source):
                                 sampling_rate=nominal_rate(tr.stats.sampling_rate),
                             )
                         )
+            if not extents and errors:
+                raise errors[0]
             if not extents:
                 raise InputError(f"input: no channel matches select={self.select} in {len(self.files())} file(s)")
             self._extents = extents
+            self.unreadable = [(str(e).split(": ", 1)[0], str(e).split(": ", 1)[1]) for e in errors]
         return self._extents
 
     def stations(self) -> list[Station]:
         return _group_stations(self.extents(), "input.paths")
 
-    def read(self, station, t0, t1):
+    def _paths(self, station, t0, t1):
         wanted = set(station.channels)
-        paths = sorted(
+        return sorted(
             {e.path for e in self.extents() if e.channel in wanted and e.start_ns <= t1.ns and e.end_ns >= t0.ns}
         )
+
+    def read(self, station, t0, t1):
+        wanted = set(station.channels)
+        paths = self._paths(station, t0, t1)
         stream = obspy.Stream()
         for path in paths:
             st = _read(path, starttime=t0, endtime=t1)
@@ -250,19 +274,25 @@ class SDSSource(Source):
                 return path
         raise InputError(f"input.sds: no non-empty file for {seed_id} under {self.root}")
 
-    def read(self, station, t0, t1):
-        stream = obspy.Stream()
-        files = []
+    def _paths(self, station, t0, t1):
+        paths = []
         for seed_id in station.channels:
             net, sta, loc, cha = seed_id.split(".")
-            for path in self.client._get_filenames(net, sta, loc, cha, t0, t1):
-                if os.path.isfile(path):
-                    files.append(_file_record(path))
+            paths += [p for p in self.client._get_filenames(net, sta, loc, cha, t0, t1) if os.path.isfile(p)]
+        return paths
+
+    def read(self, station, t0, t1):
+        stream = obspy.Stream()
+        files = self.input_records(station, t0, t1)
+        for seed_id in station.channels:
+            net, sta, loc, cha = seed_id.split(".")
             with warnings.catch_warnings():
                 # A truncated file only warns in ObsPy: make it an error, never a short trace.
                 warnings.simplefilter("error", category=_mseed_warning())
                 try:
-                    stream += self.client.get_waveforms(net, sta, loc, cha, t0, t1)
+                    # No merge: ObsPy's merge refuses traces of different rates (a station
+                    # upgraded at midnight) and picks one side of a conflicting overlap.
+                    stream += self.client.get_waveforms(net, sta, loc, cha, t0, t1, merge=None)
                 except Exception as exc:  # noqa: BLE001 - ObsPy raises many types for bad files
                     raise InputError(f"{seed_id}: cannot read SDS data for {t0}..{t1} ({_short(exc)})") from None
         return stream, files

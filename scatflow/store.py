@@ -9,6 +9,7 @@ Layout (zarr format 3)::
         block_done   (block,)    windows written by the block's task, 0 = not done (the ledger)
         block_files  (block,)    JSON list of input files the block read (path, size, mtime)
         block_error  (block,)    why the block failed ("" when it did not)
+        block_notes  (block,)    JSON: no data; conflicting or non-finite samples ("" when none)
 
 Rules that keep parallel writers safe (``docs/architecture.md``): the driver
 alone creates or grows groups and writes attributes; a worker writes only its
@@ -32,10 +33,10 @@ import zarr
 
 from .errors import StoreError
 from .grid import Blocks
-from .ledger import Ledger
+from .ledger import Ledger, recorded_files_changed
 from .windows import computable
 
-LEDGER_VARS = ("block_done", "block_files", "block_error")
+LEDGER_VARS = ("block_done", "block_files", "block_error", "block_notes")
 #: Arrays every scatflow station group holds.
 REQUIRED = ("time", "channel", "coverage", "order_1", "block_done")
 #: errno values that mean the output location cannot take more writes: stop the run.
@@ -55,6 +56,7 @@ def encoding(ds: xr.Dataset, chunk: int) -> dict:
     enc["block_done"] = {"chunks": (1,), "fill_value": 0}
     enc["block_files"] = {"chunks": (1,)}
     enc["block_error"] = {"chunks": (1,)}
+    enc["block_notes"] = {"chunks": (1,)}
     return enc
 
 
@@ -65,6 +67,7 @@ def _ledger_vars(n_blocks: int) -> dict:
         "block_done": (("block",), np.zeros(n_blocks, dtype=np.int32)),
         "block_files": (("block",), np.full(n_blocks, "", dtype=object)),
         "block_error": (("block",), np.full(n_blocks, "", dtype=object)),
+        "block_notes": (("block",), np.full(n_blocks, "", dtype=object)),
     }
 
 
@@ -135,17 +138,21 @@ def block_has_data(group: zarr.Group, b: int, min_coverage: float) -> bool:
     return True
 
 
-def read_ledger(group: zarr.Group, n: int | None = None) -> Ledger:
+def read_ledger(group: zarr.Group, n: int | None = None, inputs_changed=None) -> Ledger:
     """The ledger of a station group, over its ``n`` windows (default: its time length).
 
     ``n`` larger than the stored length gives the ledger after a planned growth.
+    ``inputs_changed(b, files)`` tells whether block ``b``'s recorded input files
+    ``files`` differ from what is on disk now (default: recorded files changed or gone).
     """
     n = int(group["time"].shape[0]) if n is None else n
     chunk = int(group.attrs.get("block_windows") or group["coverage"].chunks[0])
-    errors = group["block_error"][:] if "block_error" in group else ()
+    text = {name: (group[name][:] if name in group else ()) for name in ("block_error", "block_files", "block_notes")}
     min_coverage = float(group.attrs.get("min_coverage", 1.0))
-    return Ledger.from_arrays(Blocks(chunk, n), group["block_done"][:], errors,
-                              lambda b: block_has_data(group, b, min_coverage))
+    return Ledger.from_arrays(Blocks(chunk, n), group["block_done"][:], text["block_error"],
+                              lambda b: block_has_data(group, b, min_coverage),
+                              files=text["block_files"], notes=text["block_notes"],
+                              inputs_changed=inputs_changed or recorded_files_changed)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,9 +164,9 @@ class StationState:
     attrs: dict
     group: zarr.Group
 
-    def ledger(self, n: int) -> Ledger:
+    def ledger(self, n: int, inputs_changed=None) -> Ledger:
         """The ledger over ``n`` windows (``n >= n_time``: blocks after the end are not done)."""
-        return read_ledger(self.group, n)
+        return read_ledger(self.group, n, inputs_changed)
 
 
 # -- writing ------------------------------------------------------------------------------------
@@ -206,19 +213,23 @@ class Store:
         return [f"{k}: store has {stored.get(k)!r}, config has {design.get(k)!r}"
                 for k in sorted(set(stored) | set(design)) if stored.get(k) != design.get(k)]
 
-    def open_or_create(self, design: dict) -> None:
-        """Create the root group with ``design``, or refuse if the store's design differs.
+    def check_design(self, design: dict) -> None:
+        """Refuse a store written with another design.
 
         Raises
         ------
         StoreError
             Naming each design key whose value differs.
         """
-        self.check_writable()
         diffs = self.design_differences(design)
         if diffs:
             raise StoreError(f"{self.path} was written with another design ({'; '.join(diffs)}); "
                              "use another output.store or --overwrite")
+
+    def open_or_create(self, design: dict) -> None:
+        """Create the root group with ``design``, or refuse if the store's design differs (StoreError)."""
+        self.check_writable()
+        self.check_design(design)
         if not self.exists():
             zarr.open_group(self.path, mode="a", zarr_format=3).attrs["scatflow"] = {"design": design, "runs": []}
 
@@ -290,6 +301,14 @@ class Store:
                 self.path, group=key, append_dim="block", compute=False, consolidated=False
             )
 
+    def add_missing_ledger(self, key: str, n_blocks: int) -> None:
+        """Give a group written before an array joined the ledger that array, empty (driver)."""
+        g = self._root("r+")[key]
+        for name in LEDGER_VARS:
+            if name not in g:
+                g.create_array(name, shape=(n_blocks,), chunks=(1,), dtype=str, fill_value="",
+                               dimension_names=["block"])
+
     def write_block(self, key: str, ds: xr.Dataset, k0: int, chunk: int) -> None:
         """Write a block's windows ``k0 .. k0 + len`` (chunk-aligned) into its region (worker)."""
         if k0 % chunk:
@@ -297,11 +316,14 @@ class Store:
         region = {"time": slice(k0, k0 + ds.sizes["time"])}
         ds.drop_vars(list(ds.coords)).to_zarr(self.path, group=key, region=region, consolidated=False)
 
-    def mark_block(self, key: str, block: int, windows: int, files: list | None = None, error: str = "") -> None:
-        """Record a block's outcome: files read, error (or ""), then windows done (last) (worker)."""
+    def mark_block(self, key: str, block: int, windows: int, files: list | None = None, error: str = "",
+                   notes: dict | None = None) -> None:
+        """Record a block's outcome: files read, error (or ""), notes, then windows done (last) (worker)."""
         g = self._root("r+")[key]
         g["block_files"][block] = json.dumps(files or [])
         g["block_error"][block] = error
+        if "block_notes" in g:
+            g["block_notes"][block] = json.dumps(notes, sort_keys=True) if notes else ""
         g["block_done"][block] = windows
 
     # -- analysis groups (scatflow analyze; README "Analysis") ----------------------------------

@@ -80,6 +80,8 @@ def transform_stream(
     xarray.Dataset
         Dimensions ``time``, ``channel``, ``f1``, ``f2``...; Dask-backed.
     """
+    if not 0.0 <= overlap < 1.0:
+        raise ValueError(f"transform_stream: overlap must be in [0, 1), got {overlap!r}")
     channels, rate = _station_rate(stream)
     if network is None:
         if layers is None:
@@ -95,7 +97,8 @@ def transform_stream(
     n = grid.last_window_before(UTCDateTime(end).ns if end is not None else last) + 1
     if n < 1:
         raise InputError("transform_stream: the span is shorter than one window")
-    data, recorded = windows.align(stream, channels, grid.origin_ns, grid.nsamp(0, n), rate)
+    aligned = windows.align(stream, channels, grid.origin_ns, grid.nsamp(0, n), rate)
+    data, recorded = aligned.data, aligned.recorded
     cov = windows.coverage(recorded, grid.bins, grid.hop, n)
     params = BlockParams.make([b.design() for b in network.banks], reduce, dtype, min_coverage)
     orders = _lazy_orders(network, params, grid, data, recorded, cov, chunk)

@@ -10,12 +10,12 @@ and windows below ``min_coverage`` get no coefficients.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import obspy
 
-from .errors import InputError
 from .grid import same_rate
 
 def _round_away(x: float) -> int:
@@ -23,20 +23,46 @@ def _round_away(x: float) -> int:
     return int(math.copysign(math.floor(abs(x) + 0.5), x))
 
 
-def align(
-    stream: obspy.Stream,
-    channels: list[str],
-    start_ns: int,
-    nsamp: int,
-    sampling_rate: float,
-) -> tuple[np.ndarray, np.ndarray]:
+@dataclasses.dataclass
+class Aligned:
+    """Samples of several channels on one lattice.
+
+    Attributes
+    ----------
+    data : ndarray, (channels, nsamp), float64
+        Samples (0 where not recorded).
+    recorded : ndarray, (channels, nsamp), bool
+        Which samples hold data.
+    conflicting : int
+        Samples where overlapping traces disagree (not recorded).
+    nonfinite : int
+        NaN or infinite samples (not recorded).
+    other_rates : list of str
+        Traces within the span at another sampling rate (not recorded), as
+        ``"ID: R Hz from T"``: the station's rate changes there.
+    """
+
+    data: np.ndarray
+    recorded: np.ndarray
+    conflicting: int = 0
+    nonfinite: int = 0
+    other_rates: list = dataclasses.field(default_factory=list)
+
+
+def align(stream: obspy.Stream, channels: list[str], start_ns: int, nsamp: int, sampling_rate: float) -> Aligned:
     """Place the traces of ``channels`` on one sample lattice starting at ``start_ns``.
+
+    Masked and non-finite samples count as not recorded; where overlapping
+    traces disagree, the samples count as not recorded (as ObsPy's merge makes
+    a gap of them), so no reading order decides a value; identical overlaps
+    stay data. Traces at another sampling rate are never resampled: within the
+    span their samples count as not recorded and are listed in ``other_rates``;
+    outside it they are ignored.
 
     Parameters
     ----------
     stream : obspy.Stream
-        Traces (any number per channel: gaps, several files). Masked samples
-        count as not recorded.
+        Traces (any number per channel: gaps, several files, several rates).
     channels : list of str
         SEED ids, in output order.
     start_ns : int
@@ -44,49 +70,52 @@ def align(
     nsamp : int
         Output length, samples.
     sampling_rate : float
-        Hz; every trace must have it.
-
-    Returns
-    -------
-    data : ndarray, (channels, nsamp), float64
-        Samples (0 where not recorded).
-    recorded : ndarray, (channels, nsamp), bool
-
-    Raises
-    ------
-    InputError
-        A trace with another sampling rate, or non-finite samples.
+        The station's rate, Hz.
     """
     index = {c: i for i, c in enumerate(channels)}
-    data = np.zeros((len(channels), nsamp), dtype=np.float64)
-    recorded = np.zeros((len(channels), nsamp), dtype=bool)
+    out = Aligned(np.zeros((len(channels), nsamp), dtype=np.float64), np.zeros((len(channels), nsamp), dtype=bool))
+    conflict = np.zeros_like(out.recorded)
     for tr in stream:
         row = index.get(tr.id)
         if row is None or tr.stats.npts == 0:
             continue
         rate = float(tr.stats.sampling_rate)
         if not same_rate(rate, sampling_rate):
-            raise InputError(f"{tr.id}: sampling rate {rate} Hz differs from the station's {sampling_rate} Hz")
+            if not _outside(tr, start_ns, nsamp, sampling_rate):
+                out.other_rates.append(f"{tr.id}: {rate:g} Hz from {tr.stats.starttime}")
+            continue
         offset = _round_away((tr.stats.starttime.ns - start_ns) * sampling_rate / 1e9)
         a, b = max(offset, 0), min(offset + tr.stats.npts, nsamp)
-        if a >= b:
-            continue
-        values = tr.data[a - offset : b - offset]
-        if np.ma.isMaskedArray(values):
-            ok = ~np.ma.getmaskarray(values)
-            values = np.ma.getdata(values)
-        else:
-            ok = np.ones(b - a, dtype=bool)
-        values = np.asarray(values, dtype=np.float64)
-        finite = np.isfinite(values)
-        if not finite.all():
-            raise InputError(f"{tr.id}: {int((~finite).sum())} NaN or infinite samples near {tr.stats.starttime}")
-        # Overlapping traces: the first one read wins, so reading order decides nothing silently
-        # different between runs (ObsPy returns traces in file order).
-        fresh = ok & ~recorded[row, a:b]
-        data[row, a:b][fresh] = values[fresh]
-        recorded[row, a:b] |= ok
-    return data, recorded
+        if a < b:
+            out.nonfinite += _place(tr.data[a - offset : b - offset], out.data[row, a:b], out.recorded[row, a:b],
+                                    conflict[row, a:b])
+    out.conflicting = int(conflict.sum())
+    out.recorded &= ~conflict
+    out.data[conflict] = 0.0
+    return out
+
+
+def _outside(tr, start_ns: int, nsamp: int, rate: float) -> bool:
+    """Whether trace ``tr`` has no sample within half a sample of the lattice's span."""
+    half = 5e8 / rate
+    return tr.stats.endtime.ns < start_ns - half or tr.stats.starttime.ns > start_ns + (nsamp - 0.5) * 1e9 / rate
+
+
+def _place(values, data: np.ndarray, recorded: np.ndarray, conflict: np.ndarray) -> int:
+    """Put a trace's ``values`` into views of one channel's row; returns the non-finite count."""
+    if np.ma.isMaskedArray(values):
+        ok = ~np.ma.getmaskarray(values)
+        values = np.ma.getdata(values)
+    else:
+        ok = np.ones(len(values), dtype=bool)
+    values = np.asarray(values, dtype=np.float64)
+    bad = ok & ~np.isfinite(values)
+    ok &= ~bad
+    conflict |= ok & recorded & (data != values)
+    fresh = ok & ~recorded
+    data[fresh] = values[fresh]
+    recorded |= ok
+    return int(bad.sum())
 
 
 def window_view(a: np.ndarray, bins: int, hop: int, n: int) -> np.ndarray:

@@ -33,16 +33,18 @@ def test_split_invariance_and_mixed_rates(archive, tmp_path, capsys):
     root, info = archive
     one = write_config(tmp_path / "one.toml", sds=root, select=BOTH, store="one.zarr",
                        start="2015-12-04T22:00:00", end="2015-12-05T02:00:00", **RUN)
-    # SV20 has no data on 2015-12-05: its blocks after midnight fail, the others finish.
-    assert main(["run", str(one), "--quiet"]) == 1
+    # SV20 has no data on 2015-12-05: an outage, not a failure (exit 0); its blocks after midnight
+    # are reported per station with their time span, and are retried by later runs.
+    assert main(["run", str(one), "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "failed X9.SV20.00 block 2: X9.SV20.00: no data between" in out
+    assert "no data X9.SV20.00: blocks 2-3 (2015-12-05T00:00:00.000000Z .. 2015-12-05T02:00:00.000000Z)" in out
+    assert "failed: 0" in out
     first = write_config(tmp_path / "a.toml", sds=root, select=BOTH, store="split.zarr",
                          start="2015-12-04T22:00:00", end="2015-12-05T00:00:00", **RUN)
     second = write_config(tmp_path / "b.toml", sds=root, select=BOTH, store="split.zarr",
                           start="2015-12-05T00:00:00", end="2015-12-05T02:00:00", **RUN)
     assert main(["run", str(first), "--quiet"]) == 0
-    assert main(["run", str(second), "--quiet"]) == 1
+    assert main(["run", str(second), "--quiet"]) == 0
     capsys.readouterr()
 
     four_hours = n_windows(4 * HOUR, WINDOW_S, HOP_S)  # 719
@@ -63,7 +65,10 @@ def test_split_invariance_and_mixed_rates(archive, tmp_path, capsys):
     sv20 = load_group(tmp_path / "one.zarr", "X9.SV20.00")
     assert sv20.attrs["bins"] == WINDOW_S * 20 and sv13.attrs["bins"] == WINDOW_S * 50
     assert sv20.f1.values[0] == pytest.approx(10 * 2 ** -0.5) and sv13.f1.values[0] == pytest.approx(25 * 2 ** -0.5)
-    assert list(sv20.block_error.values[2:]) != ["", ""] and (sv20.block_done.values[2:] == 0).all()
+    # The missing day is an outage: not done, no error, noted, coverage 0.
+    assert (sv20.block_done.values[2:] == 0).all() and list(sv20.block_error.values[2:]) == ["", ""]
+    assert [json.loads(str(n)) for n in sv20.block_notes.values[2:]] == [{"no_data": True}] * 2
+    assert (sv20.coverage.values[2 * PER_BLOCK:] == 0).all()
     # Every window that ends after midnight needs the missing day: all but the first two hours' windows.
     after_midnight = four_hours - n_windows(2 * HOUR, WINDOW_S, HOP_S)  # 360
     assert np.isnan(sv20.order_1.values[-after_midnight:]).all()

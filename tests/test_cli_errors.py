@@ -32,11 +32,16 @@ def data_dir(tmp_path):
 
 @pytest.mark.slow
 def test_not_miniseed_file(tmp_path, data_dir, capsys):
-    obspy.Stream([trace("XX.AAA..HHZ", 20.0)]).write(str(data_dir / "good.mseed"), format="MSEED")
     (data_dir / "notes.mseed").write_text("this is not a seismogram\n" * 20)
+    # Alone: nothing can run, one line, no store.
     line = one_line_error(capsys, write_config(tmp_path / "run.toml", **RUN))
     assert "notes.mseed" in line and "not a readable waveform file" in line
     assert not (tmp_path / "out.zarr").exists()
+    # Beside a good file: that file is refused with its reason, the good one runs, exit 1.
+    obspy.Stream([trace("XX.AAA..HHZ", 20.0)]).write(str(data_dir / "good.mseed"), format="MSEED")
+    assert main(["run", str(tmp_path / "run.toml"), "--quiet"]) == 1
+    out = capsys.readouterr().out
+    assert f"refused {data_dir / 'notes.mseed'}: not a readable waveform file" in out and "done: 1 block(s)" in out
 
 
 @pytest.mark.slow
@@ -44,13 +49,20 @@ def test_empty_and_truncated_files(tmp_path, data_dir, capsys):
     path = data_dir / "a.mseed"
     obspy.Stream([trace("XX.AAA..HHZ", 20.0)]).write(str(path), format="MSEED", reclen=512)
     raw = path.read_bytes()
-    (data_dir / "empty.mseed").write_bytes(b"")
+    path.unlink()
     cfg = write_config(tmp_path / "run.toml", **RUN)
-    assert "empty.mseed" in one_line_error(capsys, cfg)
+    (data_dir / "empty.mseed").write_bytes(b"")
+    assert "empty.mseed: empty file" in one_line_error(capsys, cfg)
     (data_dir / "empty.mseed").unlink()
     (data_dir / "cut.mseed").write_bytes(raw[: len(raw) // 2 + 100])  # cut mid-record
-    assert "cut.mseed" in one_line_error(capsys, cfg)
+    assert "cut.mseed: truncated or damaged miniSEED" in one_line_error(capsys, cfg)
     assert not (tmp_path / "out.zarr").exists()
+    # Beside a good file, each is refused by name and the rest runs (exit 1 says something was left out).
+    path.write_bytes(raw)
+    (data_dir / "empty.mseed").write_bytes(b"")
+    assert main(["run", str(cfg), "--quiet"]) == 1
+    out = capsys.readouterr().out
+    assert "refused: 2" in out and "empty.mseed: empty file" in out and "cut.mseed: truncated" in out
 
 
 @pytest.mark.slow

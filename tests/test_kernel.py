@@ -128,6 +128,33 @@ def test_backend_take_and_reduce(xp, how):
     np.testing.assert_array_equal(xp.to_host(got), getattr(np, how)(m, axis=-1))
 
 
+@pytest.mark.parametrize("xp", BACKENDS, ids=lambda b: b.name)
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("how", ["median", "max", "mean"])
+@pytest.mark.parametrize("index", [
+    [0, 1, 2, 3, 4, 5], [3, 4, 5, 6], [7, 8, 9, 10, 0, 1], [0, 1, 2, 8, 9, 10], [9, 10], [5],
+    [4, 0, 7], [0, 2, 4, 6], [1, 2, 5, 6, 9, 10],  # three runs or no runs: gathered
+], ids=str)
+def test_backend_reduce_over_index_is_reduce_of_take(xp, dtype, how, index):
+    """Pooling a sample set (slices for runs, a gather otherwise) equals pooling its gather, bit for bit."""
+    m = np.random.default_rng(len(index)).random((3, 4, 11)).astype(dtype)
+    m[0, 0, :] = 0.5  # ties
+    idx = xp.asarray(np.array(index), np.intp)
+    want = xp.reduce(xp.take(xp.asarray(m, dtype), idx), how)
+    got = xp.reduce(xp.asarray(m.copy(), dtype), how, idx)
+    assert got.dtype == want.dtype == dtype
+    assert xp.to_host(got).tobytes() == xp.to_host(want).tobytes()
+
+
+def test_contiguous_runs():
+    runs = numpy_backend.contiguous_runs
+    assert runs(np.array([3, 4, 5])) == [(3, 6)]
+    assert runs(np.array([8, 9, 0, 1, 2])) == [(8, 10), (0, 3)]
+    assert runs(np.array([0, 1, 5, 6, 9])) is None
+    assert runs(np.array([0, 1, 5, 6, 9]), most=3) == [(0, 2), (5, 7), (9, 10)]
+    assert runs(np.array([-2, -1])) is None and runs(np.array([], np.intp)) is None
+
+
 def test_numpy_buffers_are_per_thread_and_reused():
     xp = NumpyBackend()
     shapes = ((2, 3, 8), (4, 1, 8))

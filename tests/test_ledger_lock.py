@@ -84,12 +84,15 @@ def small_store(tmp_path):
     store.open_or_create({"layers": LAYERS})
     store.create_group("X9.TEST.", dataset.template(net, times, CHANNELS, "float32", BLOCKS.chunk, attrs), BLOCKS)
     rng = np.random.default_rng(0)
+    data = tmp_path / "day.mseed"
+    data.write_bytes(b"x" * 512)
+    record = {"path": str(data), "size": 512, "mtime": data.stat().st_mtime}
     for b in range(BLOCKS.count):
         k0, k1 = BLOCKS.range(b)
         orders = [rng.random((k1 - k0, 2, 2)).astype("float32")]
         ds = dataset.make_dataset(net, times[k0:k1], CHANNELS, orders, np.ones((k1 - k0, 2), "float32"), {})
         store.write_block("X9.TEST.", ds, k0, BLOCKS.chunk)
-        store.mark_block("X9.TEST.", b, k1 - k0, [{"path": "f", "size": 1, "mtime": 0}], "")
+        store.mark_block("X9.TEST.", b, k1 - k0, [record], "")
     return store
 
 
@@ -112,7 +115,7 @@ def test_store_ledger_failed_block(small_store):
     st = StoreReader(small_store.path).station("X9.TEST.")
     assert st.ledger.where(FAILED) == [1]
     assert st.ledger.errors[1] == "X9.TEST.: no data between A and B"
-    assert json.loads(str(st.group["block_files"][0])) == [{"path": "f", "size": 1, "mtime": 0}]
+    assert json.loads(str(st.group["block_files"][0]))[0]["size"] == 512
 
 
 def test_reader_names_the_missing_group(small_store):
@@ -182,3 +185,10 @@ def test_lock_of_another_host_taken_over_only_when_silent(tmp_path):
     os.utime(lock_path(store), (old, old))
     with writer_lock(store):
         assert read_holder(lock_path(store))["host"] == HOST
+
+
+def test_consecutive_blocks_group_into_runs():
+    from scatflow.ledger import consecutive
+
+    assert consecutive([5, 0, 2, 1, 7, 8]) == [[0, 1, 2], [5], [7, 8]]
+    assert consecutive([]) == []

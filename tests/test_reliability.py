@@ -90,12 +90,15 @@ def assert_done_blocks_correct(store, reference):
                 np.testing.assert_array_equal(got[name].values[sl], ref[name].values[sl], err_msg=f"{group} {b}")
 
 
+def start_run(sds_archive, tmp_path, **pipes):
+    """``scatflow run`` of the RUN span in its own process group: (config, store, process)."""
+    cfg = write_config(tmp_path / "run.toml", sds=sds_archive[0], store="run.zarr", **RUN)
+    proc = subprocess.Popen(scatflow_cmd("run", str(cfg), "--quiet"), start_new_session=True, **pipes)
+    return cfg, tmp_path / "run.zarr", proc
+
+
 def test_driver_sigkill_then_rerun(sds_archive, reference, tmp_path):
-    root, _ = sds_archive
-    cfg = write_config(tmp_path / "run.toml", sds=root, store="run.zarr", **RUN)
-    store = tmp_path / "run.zarr"
-    proc = subprocess.Popen(scatflow_cmd("run", str(cfg), "--quiet"), start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cfg, store, proc = start_run(sds_archive, tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for(lambda: done_blocks(store, "X9.SV13.") >= 8)
         proc.send_signal(signal.SIGKILL)  # the driver only: its workers are orphaned
@@ -111,6 +114,34 @@ def test_driver_sigkill_then_rerun(sds_archive, reference, tmp_path):
     assert_same_store(store, reference, groups=GROUPS)
 
 
+@pytest.mark.parametrize("how, code, word", [("ctrl-c", 130, "interrupted"), ("sigterm", 143, "terminated")])
+def test_clean_stop_keeps_blocks_records_the_run_and_says_one_line(sds_archive, reference, tmp_path, how, code, word):
+    """Ctrl-C (SIGINT to the whole terminal group, workers included) or SIGTERM to the driver: it
+    stops feeding tasks, keeps and marks what is done, releases the lock, leaves consolidated
+    metadata, records the run as interrupted, and prints one line."""
+    cfg, store, proc = start_run(sds_archive, tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: done_blocks(store, "X9.SV13.") >= 4)
+        if how == "ctrl-c":
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        with_pgid_kill(proc)
+    assert proc.returncode == code, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"scatflow: {word}; ") and "run again to resume" in lines[0], err
+    assert not Path(str(store) + ".lock").exists()
+    with open(store / "zarr.json") as fh:
+        assert "consolidated_metadata" in json.load(fh)
+    last = zarr.open_group(str(store), mode="r", use_consolidated=False).attrs["scatflow"]["runs"][-1]
+    assert last["interrupted"] is True and f"{last['blocks_done']} block(s) completed" in lines[0]
+    assert_done_blocks_correct(store, reference)
+    assert main(["run", str(cfg), "--quiet"]) == 0
+    assert_same_store(store, reference, groups=GROUPS)
+
+
 def with_pgid_kill(proc):
     try:
         os.killpg(proc.pid, signal.SIGKILL)  # orphaned workers of the killed driver
@@ -119,11 +150,7 @@ def with_pgid_kill(proc):
 
 
 def test_worker_sigkill_run_finishes(sds_archive, reference, tmp_path):
-    root, _ = sds_archive
-    cfg = write_config(tmp_path / "run.toml", sds=root, store="run.zarr", **RUN)
-    store = tmp_path / "run.zarr"
-    proc = subprocess.Popen(scatflow_cmd("run", str(cfg), "--quiet"), start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    cfg, store, proc = start_run(sds_archive, tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wait_for(lambda: done_blocks(store, "X9.SV13.") >= 4)
         # Leaves of the process tree are the worker processes (under their nannies).

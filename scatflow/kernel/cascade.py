@@ -65,8 +65,11 @@ class Backend(T.Protocol):
     def take(self, m: Array, index: Array) -> Array:
         """``m[..., index]`` (a copy)."""
 
-    def reduce(self, m: Array, how: str) -> Array:
-        """``"median"``, ``"max"`` or ``"mean"`` over the last axis; may reorder ``m``."""
+    def reduce(self, m: Array, how: str, index: Array | None = None) -> Array:
+        """``"median"``, ``"max"`` or ``"mean"`` over samples ``index`` (None: all) of the last axis.
+
+        Equals ``reduce(take(m, index), how)`` bit for bit; may reorder ``m``.
+        """
 
 
 @dataclass(frozen=True)
@@ -93,8 +96,7 @@ class Pooling:
         if self.reduce is None or callable(self.reduce):
             shifted = xp.take(m, self.ordered[level])
             return shifted if self.reduce is None else self.reduce(shifted, axis=-1)
-        index = self.indices[level]
-        return xp.reduce(m if index is None else xp.take(m, index), self.reduce)
+        return xp.reduce(m, self.reduce, self.indices[level])
 
 
 class Cascade:
