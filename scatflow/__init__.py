@@ -31,16 +31,25 @@ def __dir__():
     return sorted(set(globals()) | set(_LAZY))
 
 
-def open_results(path):
-    """Open a scatflow store as an ``xarray.DataTree`` (one node per station).
+def open_results(path, combine: bool = False):
+    """Open a scatflow store: an ``xarray.DataTree`` (one node per station), or one Dataset.
 
     Parameters
     ----------
     path : str or path-like
         The Zarr store directory.
+    combine : bool
+        Return one lazy ``xarray.Dataset`` with a ``station`` dimension instead,
+        channels matched by component (``Z``, ``N``, ``E``...), full SEED ids in ``seed_id``. The
+        stations must share their frequency axes (one sampling rate: see
+        ``[preprocess] sampling_rate``); a StoreError names those that do not.
     """
     import xarray as xr
 
+    if combine:
+        from .reader import combine_stations
+
+        return combine_stations(path)
     return xr.open_datatree(path, engine="zarr")
 
 

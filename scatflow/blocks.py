@@ -26,6 +26,7 @@ from . import dataset, windows
 from .errors import ConfigError, InputError, StoreError
 from .grid import Blocks, Grid
 from .network import ScatteringNetwork
+from .preprocess import Preprocess, Responses, load_inventory, process
 from .sources import Station, make_source
 from .store import STORAGE_ERRNOS, Store
 
@@ -44,16 +45,20 @@ class BlockParams:
         Output precision, float32 or float64.
     min_coverage : float
         Fraction of recorded samples a (window, channel) needs to get coefficients.
+    preprocess : Preprocess
+        Steps applied to the samples before windowing.
     """
 
     layers_json: str
     reduce: str
     dtype: str
     min_coverage: float
+    preprocess: Preprocess = Preprocess()
 
     @classmethod
-    def make(cls, layers: list[dict], reduce: str, dtype, min_coverage: float) -> "BlockParams":
-        return cls(json.dumps(layers, sort_keys=True), reduce, np.dtype(dtype).name, float(min_coverage))
+    def make(cls, layers: list[dict], reduce: str, dtype, min_coverage: float,
+             preprocess: Preprocess = Preprocess()) -> "BlockParams":
+        return cls(json.dumps(layers, sort_keys=True), reduce, np.dtype(dtype).name, float(min_coverage), preprocess)
 
 
 @functools.lru_cache(maxsize=16)
@@ -241,10 +246,10 @@ def run_block(task: BlockTask) -> BlockResult:
 def _compute_and_write(task: BlockTask, store: Store, result: BlockResult, files: list) -> None:
     st, grid, params = task.station, task.grid, task.params
     k0, k1 = task.blocks.range(task.block)
-    t0, t1 = (UTCDateTime(ns=t) for t in grid.read_span_ns(k0, k1))
+    t0, t1 = (UTCDateTime(ns=t) for t in grid.block_read_span(task.blocks, task.block))
     stream, read = make_source(task.source).read(st, t0, t1)
     files.extend(read)
-    aligned = windows.align(stream, st.channels, grid.sample_ns(k0), grid.nsamp(k0, k1), grid.sampling_rate)
+    aligned = _samples(stream, task, files)
     del stream
     cov = windows.coverage(aligned.recorded, grid.bins, grid.hop, k1 - k0)
     notes = {k: v for k, v in (("conflicting", aligned.conflicting), ("nonfinite", aligned.nonfinite),
@@ -272,6 +277,23 @@ def _compute_and_write(task: BlockTask, store: Store, result: BlockResult, files
         result.fatal = exc.errno in STORAGE_ERRNOS  # the output cannot take more writes: the driver stops
         raise
     result.computed = int(computable.any(axis=1).sum())
+
+
+def _samples(stream, task: BlockTask, files: list) -> windows.Aligned:
+    """The block's samples on its grid: aligned, or preprocessed over the block's whole span
+    and cut to its windows (the response records join ``files``, the block's inputs)."""
+    st, grid, pre = task.station, task.grid, task.params.preprocess
+    k0, k1 = task.blocks.range(task.block)
+    if not pre.active:
+        return windows.align(stream, st.channels, grid.sample_ns(k0), grid.nsamp(k0, k1), grid.sampling_rate)
+    inv = load_inventory(pre.inventory) if pre.inventory else None
+    if pre.response != "none":
+        files.extend(Responses(pre, inv).records(st.channels, *grid.block_read_span(task.blocks, task.block)))
+    full = process(stream, st.channels, grid.origin_ns, grid.sample_ns(k0),
+                   grid.nsamp(*grid.block_windows(task.blocks, task.block)), grid.sampling_rate, pre, inv)
+    n = grid.nsamp(k0, k1)
+    full.data, full.recorded = full.data[:, :n], full.recorded[:, :n]
+    return full
 
 
 def _worker_identity() -> str:

@@ -95,6 +95,20 @@ sds = "archive"
 select = ["X9.*.*.*"]
 start = "{start}"
 end = "{end}"
+
+# Raw counts to ground velocity, high-passed at 1 Hz as in the tutorial, and the
+# 20 Hz station resampled to 50 Hz like the others, so all three share one
+# frequency axis (scatflow.open_results(store, combine=True)). pre_filt ends
+# below the 20 Hz station's Nyquist frequency (10 Hz), so every station keeps
+# the same band. Samples within the pad (printed by --dry-run) of a gap count
+# as not recorded.
+[preprocess]
+inventory = ["archive/stations.xml"]
+response = "velocity"
+pre_filt = [0.2, 0.5, 8.0, 9.5]
+water_level = 60.0
+filter = {{ type = "highpass", freq = 1.0, corners = 4, zerophase = true }}
+sampling_rate = 50.0
 """ + _TUTORIAL_SECTIONS
 
 
@@ -109,6 +123,7 @@ def cmd_example(args) -> int:
     start = UTCDateTime(args.start)
     if args.archive:
         info = synthetic.write_archive(out / "archive", start=str(start.date), days=args.days)
+        synthetic.write_inventory(out / "archive" / "stations.xml", info["stations"], start=str(start.date))
         end = UTCDateTime(info["end"])
         (out / "archive.toml").write_text(ARCHIVE_CONFIG.format(start=_iso(start), end=_iso(end), store="archive.zarr"))
         (out / "archive.json").write_text(json.dumps(info, indent=2, default=str) + "\n")

@@ -81,6 +81,20 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "log_directory": Key(str, None, "jobs: where job stdout/stderr go"),
         "tls": Key(bool, True, "jobs: encrypt and authenticate scheduler-worker traffic with a temporary certificate"),
     },
+    # Applied to the samples before windowing, in this order; each step is off unless its key is set.
+    "preprocess": {
+        "inventory": Key(list, None, "StationXML globs (ObsPy read_inventory): responses and channel coordinates"),
+        "response": Key(str, "none", "none | sensitivity | displacement | velocity | acceleration (ObsPy "
+                        "remove_sensitivity / remove_response)"),
+        "pre_filt": Key(list, None, "four corner frequencies in Hz of remove_response's pre_filt (required for "
+                        "a full response)"),
+        "water_level": Key((int, float), 60.0, "remove_response water_level, dB"),
+        "filter": Key(dict, None, "Butterworth filter as ObsPy Trace.filter: { type = 'highpass', freq = 1.0, "
+                      "corners = 4, zerophase = true }, or bandpass (freqmin, freqmax) or lowpass (freq)"),
+        "sampling_rate": Key((int, float), None, "resample every channel to this rate, Hz (scipy resample_poly)"),
+        "pad_s": Key((int, float), None, "margin processed each side of a block and masked at data edges, seconds "
+                     "(default: twice the longest transient of the steps)"),
+    },
     # scatflow analyze: independent components and clusters of the stored coefficients.
     "analysis": {
         "name": Key(str, "ica", "results go to the group analysis/<name> of the store"),
@@ -115,6 +129,7 @@ class Config:
     network: T.Mapping
     output: T.Mapping
     cluster: T.Mapping
+    preprocess: T.Mapping = dataclasses.field(default_factory=lambda: types.MappingProxyType({}))
     analysis: T.Mapping = dataclasses.field(default_factory=lambda: types.MappingProxyType({}))
 
     @property
@@ -221,7 +236,8 @@ def _typed(value, spec: Key, where: str):
 
 
 def _type_names(types) -> str:
-    names = {int: "an integer", float: "a number", str: "a string", list: "a list", bool: "true or false"}
+    names = {int: "an integer", float: "a number", str: "a string", list: "a list", bool: "true or false",
+             dict: "a table"}
     return " or ".join(dict.fromkeys(names.get(t, t.__name__) for t in types))
 
 
@@ -241,6 +257,7 @@ def _check(sections: dict, base: Path | None, source: str) -> None:
     _check_network(sections["network"], resolve, source)
     _check_output(sections["output"], hop_seconds(sections["network"]), resolve, source)
     _check_cluster(sections["cluster"], source)
+    _check_preprocess(sections["preprocess"], resolve, source)
     _check_analysis(sections["analysis"], source)
 
 
@@ -312,6 +329,16 @@ def _check_cluster(clu: dict, source: str) -> None:
     for key in ("workers", "threads_per_worker", "cores", "processes", "jobs", "minimum_jobs", "maximum_jobs"):
         if clu[key] is not None and clu[key] < 1:
             raise ConfigError(f"{source}: 'cluster.{key}' must be at least 1, got {clu[key]}")
+
+
+def _check_preprocess(pre: dict, resolve, source: str) -> None:
+    from .preprocess import check_section
+
+    if pre["inventory"] is not None:
+        if not pre["inventory"] or not all(isinstance(p, str) for p in pre["inventory"]):
+            raise ConfigError(f"{source}: 'preprocess.inventory' must be a non-empty list of StationXML globs")
+        pre["inventory"] = [resolve(p) for p in pre["inventory"]]
+    check_section(pre, source)
 
 
 def _check_analysis(ana: dict, source: str) -> None:

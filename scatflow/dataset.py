@@ -99,10 +99,21 @@ def template(
     dtype,
     chunk: int,
     attrs: dict,
+    channel_coords: dict | None = None,
+    units: str | None = None,
 ) -> xr.Dataset:
     """A lazy dataset with the store's shapes and dtypes; its data is never computed.
 
     Used to write metadata and coordinates before any block is computed.
+
+    Parameters
+    ----------
+    channel_coords : dict, optional
+        Extra coordinates along ``channel`` from the inventory: name -> values (one per
+        channel), e.g. ``latitude`` and ``longitude`` (degrees), ``elevation``, ``depth`` (m).
+    units : str, optional
+        Units of the samples the coefficients were computed from (``counts``, ``m/s``...),
+        given to ``order_*``.
     """
     import dask.array as da  # only the driver builds templates; workers skip the ~0.5 s import
 
@@ -113,4 +124,18 @@ def template(
         for i in range(len(sizes))
     ]
     cov = da.zeros((n, c), dtype=np.float32, chunks=(chunk, c))
-    return make_dataset(network, times, channels, orders, cov, attrs)
+    ds = make_dataset(network, times, channels, orders, cov, attrs)
+    for name, values in (channel_coords or {}).items():
+        ds = ds.assign_coords({name: ("channel", np.asarray(values, dtype=np.float64), COORD_ATTRS.get(name, {}))})
+    if units is not None:
+        for i in range(len(sizes)):
+            ds[f"order_{i + 1}"] = ds[f"order_{i + 1}"].assign_attrs(units=units)
+    return ds
+
+
+COORD_ATTRS = {
+    "latitude": {"units": "degrees_north", "long_name": "channel latitude (WGS84)"},
+    "longitude": {"units": "degrees_east", "long_name": "channel longitude (WGS84)"},
+    "elevation": {"units": "m", "long_name": "station elevation above sea level"},
+    "depth": {"units": "m", "long_name": "sensor depth below the surface (burial)"},
+}

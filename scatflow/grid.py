@@ -64,12 +64,16 @@ class Grid:
         Window length, samples.
     hop : int
         Samples between window starts.
+    pad_ns : int
+        With preprocessing: the margin processed on each side of a block's span, ns
+        (see :mod:`scatflow.preprocess`); 0 without.
     """
 
     origin_ns: int
     sampling_rate: float
     bins: int
     hop: int
+    pad_ns: int = 0
 
     @property
     def window_s(self) -> float:
@@ -110,10 +114,26 @@ class Grid:
 
     def read_span_ns(self, k0: int, k1: int) -> tuple[int, int]:
         """Time span to read for windows ``k0 .. k1-1``, ns: their samples and half a sample
-        each side (ObsPy's nearest-sample rule may pick a sample that far from the grid)."""
+        each side (ObsPy's nearest-sample rule may pick a sample that far from the grid);
+        with preprocessing, also the pad and one second more (half a sample at any input
+        rate down to 0.5 Hz)."""
         first, end = self.span_ns(k0, k1)
-        half = int(5e8 / self.sampling_rate)
+        half = int(5e8 / self.sampling_rate) + (self.pad_ns + 10**9 if self.pad_ns else 0)
         return first - half, end + half
+
+    def block_windows(self, blocks: "Blocks", b: int) -> tuple[int, int]:
+        """Windows ``[k0, k1)`` whose samples block ``b`` reads and processes.
+
+        Its own windows; with preprocessing its whole chunk, even while it is the
+        group's partial last block, so each processed sample depends on the data
+        and its time only, never on how far the store reached when it was computed.
+        """
+        k0, k1 = blocks.range(b)
+        return (k0, k0 + blocks.chunk) if self.pad_ns else (k0, k1)
+
+    def block_read_span(self, blocks: "Blocks", b: int) -> tuple[int, int]:
+        """Time span (ns) block ``b`` reads: :meth:`read_span_ns` of :meth:`block_windows`."""
+        return self.read_span_ns(*self.block_windows(blocks, b))
 
     def last_window_before(self, end_ns: int) -> int:
         """Index of the last window lying entirely before ``end_ns`` (may be -1)."""

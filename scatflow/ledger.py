@@ -62,8 +62,9 @@ def consecutive(blocks: T.Iterable[int]) -> list[list[int]]:
 
 
 def file_key(records: T.Iterable[dict]) -> set:
-    """What identifies a set of input file records: (path, size, mtime) of each."""
-    return {(r["path"], r["size"], r["mtime"]) for r in records}
+    """What identifies a set of input records: (path, size, mtime, digest) of each (the digest
+    of a channel's response, for ``response:`` records; None for files)."""
+    return {(r["path"], r["size"], r["mtime"], r.get("digest")) for r in records}
 
 
 def inputs_differ(recorded: T.Iterable[dict], current: T.Iterable[dict]) -> bool:

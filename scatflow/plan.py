@@ -22,6 +22,7 @@ from .errors import ConfigError, InputError, StoreError
 from .grid import Blocks, Grid, same_rate, whole_samples
 from .ledger import inputs_differ
 from .network import ScatteringNetwork
+from .preprocess import Preprocess, Responses, load_inventory
 from .sources import FileSource, SDSSource, Source, Station
 from .store import StationState, Store
 
@@ -42,6 +43,8 @@ class Design:
         float32 or float64.
     min_coverage : float
         Fraction of recorded samples a window needs.
+    preprocess : Preprocess
+        The ``[preprocess]`` steps (part of the identity only when they change samples).
     """
 
     layers: tuple
@@ -51,6 +54,7 @@ class Design:
     dtype: str
     block_s: float
     min_coverage: float
+    preprocess: Preprocess = Preprocess()
 
     @classmethod
     def from_config(cls, cfg: Config) -> "Design":
@@ -65,11 +69,11 @@ class Design:
                 for l in net["layers"]
             ]
         return cls(tuple(layers), net["window_s"], cfg.hop_s, net["reduce"], cfg.output["dtype"],
-                   cfg.output["block_s"], net["min_coverage"])
+                   cfg.output["block_s"], net["min_coverage"], Preprocess.from_section(cfg.preprocess))
 
     def record(self) -> dict:
         """The JSON record kept in the store's root attributes and compared key by key."""
-        return {
+        record = {
             "layers": [dict(layer) for layer in self.layers],
             "window_s": self.window_s,
             "hop_s": self.hop_s,
@@ -78,10 +82,14 @@ class Design:
             "block_s": self.block_s,
             "min_coverage": self.min_coverage,
         }
+        if self.preprocess.active:
+            # Absent without preprocessing, so stores written before it existed keep their identity.
+            record["preprocess"] = self.preprocess.record()
+        return record
 
     def params(self) -> BlockParams:
         """What a worker needs to compute a block of this design."""
-        return BlockParams.make(list(self.layers), self.reduce, self.dtype, self.min_coverage)
+        return BlockParams.make(list(self.layers), self.reduce, self.dtype, self.min_coverage, self.preprocess)
 
 
 @dataclasses.dataclass
@@ -135,6 +143,7 @@ class Plan:
     stations: list[StationPlan]
     skipped: list[tuple[str, str]]
     refused: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    inventory: T.Any = None
 
     @property
     def tasks(self) -> int:
@@ -151,7 +160,7 @@ class Plan:
         store = self.cfg.output["store"]
         for sp in self.stations:
             for b in sp.todo:
-                t0, t1 = (UTCDateTime(ns=t) for t in sp.grid.read_span_ns(*sp.blocks.range(b)))
+                t0, t1 = (UTCDateTime(ns=t) for t in sp.grid.block_read_span(sp.blocks, b))
                 yield BlockTask(sp.station, sp.grid, sp.blocks, b, store, self.source.spec(sp.station, t0, t1),
                                 params, threads)
 
@@ -162,10 +171,15 @@ class Plan:
             t0, t1 = (np.datetime64(int(s.grid.start_ns(k)), "ns") for k in s.span)
             why = ", ".join(f"{n} {'new' if state == 'pending' else state}" for state, n in sorted(s.why.items()))
             lines.append(
-                f"  {s.key:16s} {len(s.station.channels)} ch @ {s.station.sampling_rate:g} Hz, "
+                f"  {s.key:16s} {len(s.station.channels)} ch @ {s.station.sampling_rate:g} Hz"
+                f"{'' if s.grid.sampling_rate == s.station.sampling_rate else f' -> {s.grid.sampling_rate:g} Hz'}, "
                 f"windows {s.span[0]}..{s.span[1]} ({t0} .. {t1}), "
                 f"{len(s.todo)} block(s) to compute{f' ({why})' if why else ''}, {s.complete} already complete"
             )
+        if self.design.preprocess.active:
+            from .preprocess import describe
+
+            lines.append(f"  {describe(self.design.preprocess)}")
         for key, why in self.skipped:
             lines.append(f"  {key:16s} skipped: {why}")
         for key, why in self.refused:
@@ -194,8 +208,12 @@ def make_plan(cfg: Config, store: Store, source: Source | None = None, fresh: bo
         Ignore what the store holds (the caller will delete it: ``--overwrite``).
     """
     design = Design.from_config(cfg)
+    pre = design.preprocess
     source = source or source_from_config(cfg)
-    stations = source.stations()
+    # Resampling puts every channel on one rate: stations whose channels differ in rate are fine.
+    stations = source.stations(any_rate=pre.sampling_rate is not None)
+    inventory = load_inventory(pre.inventory) if pre.inventory else None
+    responses = Responses(pre, inventory) if pre.response != "none" else None
     fixed_rate = _design_file_rate(cfg)
     inp = cfg.input
     span = (UTCDateTime(inp["start"]).ns if inp["start"] else None, UTCDateTime(inp["end"]).ns if inp["end"] else None)
@@ -205,11 +223,12 @@ def make_plan(cfg: Config, store: Store, source: Source | None = None, fresh: bo
             skipped.append((st.key, f"sampling rate {st.sampling_rate} Hz is not a waveform ({', '.join(st.channels)})"))
             continue
         try:
-            if fixed_rate is not None and not same_rate(st.sampling_rate, fixed_rate):
-                raise InputError(f"{st.channels[0]}: sampling rate {st.sampling_rate} Hz does not match the "
+            rate = pre.sampling_rate or st.sampling_rate
+            if fixed_rate is not None and not same_rate(rate, fixed_rate):
+                raise InputError(f"{st.channels[0]}: sampling rate {rate} Hz does not match the "
                                  f"design's {fixed_rate} Hz")
             state = None if fresh else store.station_state(st.key)
-            sp = _station_plan(design, source, st, state, *span)
+            sp = _station_plan(design, source, st, state, *span, responses=responses)
         except (ConfigError, InputError, StoreError) as exc:
             # One station's problem (an off-nominal rate, channels that changed...) never stops the others.
             refused.append((st.key, str(exc)))
@@ -225,7 +244,7 @@ def make_plan(cfg: Config, store: Store, source: Source | None = None, fresh: bo
         key, why = (refused + skipped)[0]
         more = len(refused) + len(skipped) - 1
         raise InputError(f"nothing to compute: {key}: {why}" + (f" (and {more} other station(s))" if more else ""))
-    return Plan(cfg, design, source, plans, skipped, refused)
+    return Plan(cfg, design, source, plans, skipped, refused, inventory)
 
 
 def _design_file_rate(cfg: Config) -> float | None:
@@ -245,15 +264,15 @@ def _design_file_rate(cfg: Config) -> float | None:
 def station_grid(design: Design, st: Station, origin_ns: int) -> Grid:
     """The window grid of station ``st`` starting at ``origin_ns``; a ConfigError when the
     window or hop is not a whole number of samples, or a layer reaches too low."""
-    rate = st.sampling_rate
+    rate = design.preprocess.sampling_rate or st.sampling_rate
     check_octaves(list(design.layers), design.window_s, rate, st.key)
     bins = whole_samples(design.window_s, rate, f"{st.key}: network.window_s")
     hop = whole_samples(design.hop_s, rate, f"{st.key}: the hop (window_s x (1 - overlap))")
-    return Grid(origin_ns=origin_ns, sampling_rate=rate, bins=bins, hop=hop)
+    return Grid(origin_ns=origin_ns, sampling_rate=rate, bins=bins, hop=hop, pad_ns=design.preprocess.pad_ns)
 
 
 def _station_plan(design: Design, source: Source, st: Station, state: StationState | None,
-                  start: int | None, end: int | None) -> StationPlan | None:
+                  start: int | None, end: int | None, responses: Responses | None = None) -> StationPlan | None:
     if state is not None:
         origin = int(state.attrs["grid_origin_ns"])
         if state.channels != st.channels:
@@ -278,9 +297,13 @@ def _station_plan(design: Design, source: Source, st: Station, state: StationSta
         return StationPlan(st, grid, blocks, n_old, (k_lo, k_hi), list(in_span), 0, {"pending": len(in_span)})
 
     def inputs_changed(b: int, recorded: list) -> bool:
-        # Late data: a file grew or was rewritten, or a new one now covers the block's span.
-        t0, t1 = (UTCDateTime(ns=t) for t in grid.read_span_ns(*blocks.range(b)))
-        return inputs_differ(recorded, source.input_records(st, t0, t1))
+        # Late data: a file grew or was rewritten, or a new one now covers the block's span;
+        # with a response step, also a corrected response of a channel in that span.
+        a, e = grid.block_read_span(blocks, b)
+        current = source.input_records(st, UTCDateTime(ns=a), UTCDateTime(ns=e))
+        if responses is not None:
+            current += responses.records(st.channels, a, e)
+        return inputs_differ(recorded, current)
 
     ledger = state.ledger(blocks.n, inputs_changed)
     todo = ledger.todo(in_span)

@@ -238,6 +238,7 @@ def _figure(sel, station: str, channel: str, f1_sel: float):
     x_edges, v1, v2, k, hop_s = _columns(sel, f1_sel)
     window_s = float(sel.attrs.get("window_s") or 0.0)
     reduce = sel.attrs.get("reduce", "pooled")
+    units = sel["order_1"].attrs.get("units", "counts")  # set by preprocessing; raw samples are counts
     cmap = _cmap()
     fig = Figure(figsize=FIGSIZE, dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
@@ -245,11 +246,11 @@ def _figure(sel, station: str, channel: str, f1_sel: float):
     avg = f", mean of {k} windows per column" if k > 1 else ""
     norm1, ok1 = _norm(v1)
     _panel(fig, ax1, x_edges, np.asarray(sel["f1"].values, dtype=float), v1, ok1, norm1, cmap,
-           f"{reduce} |U1| (counts)", "frequency f1 (Hz)", f"{channel}: first-order scattering coefficients{avg}")
+           f"{reduce} |U1| ({units})", "frequency f1 (Hz)", f"{channel}: first-order scattering coefficients{avg}")
     ax1.axhline(f1_sel, color="w", lw=0.8, ls="--", alpha=0.8)
     norm2, ok2 = _norm(v2)
     _panel(fig, ax2, x_edges, np.asarray(sel["f2"].values, dtype=float), v2, ok2, norm2, cmap,
-           f"{reduce} |U2| (counts)", "frequency f2 (Hz)",
+           f"{reduce} |U2| ({units})", "frequency f2 (Hz)",
            f"{channel}: second-order scattering coefficients at f1 = {f1_sel:.3g} Hz{avg}")
     locator = mdates.AutoDateLocator(minticks=4, maxticks=10)
     ax2.xaxis.set_major_locator(locator)

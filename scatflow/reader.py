@@ -220,3 +220,50 @@ def missing_blocks(path: str | os.PathLike, group: str) -> list[int]:
     from .ledger import MISSING
 
     return StoreReader(path).station(group).ledger.where(MISSING)
+
+
+def combine_stations(path: str | os.PathLike) -> xr.Dataset:
+    """All station groups as one lazy Dataset with a ``station`` dimension.
+
+    Channels are matched by their component (the last letter of the code:
+    ``Z``, ``N``, ``E``, ``1``...), so a 20 Hz ``BHZ`` resampled to 50 Hz
+    lines up with the others' ``HHZ``; the full SEED ids stay as the
+    ``seed_id`` coordinate (station, channel). Times are joined (NaN where a station has no window),
+    so stations on one grid (same origin and hop) line up window by window.
+
+    Raises
+    ------
+    StoreError
+        A station with two channels of one component (``HHZ`` and ``LHZ``), or stations whose frequency axes differ (naming them and the axis): they
+        were computed at different sampling rates; resample them to one rate
+        with ``[preprocess] sampling_rate`` to combine them.
+    """
+    reader = StoreReader(path)
+    names = reader.stations
+    if not names:
+        raise StoreError(f"{reader.path}: no station group to combine")
+    parts = [reader.dataset(n) for n in names]
+    ref = parts[0]
+    dims = [d for d in ref.dims if d.startswith("f") and d[1:].isdigit()]
+    for name, ds in zip(names[1:], parts[1:]):
+        for dim in dims:
+            a, b = ref[dim].values, ds[dim].values if dim in ds.dims else np.array([])
+            if a.shape != b.shape or not np.array_equal(a, b):
+                raise StoreError(
+                    f"{reader.path}: stations {names[0]} and {name} have different {dim} axes ({len(a)} centres "
+                    f"from {a.max():.4g} Hz vs {len(b)} from {b.max() if len(b) else float('nan'):.4g} Hz): "
+                    "resample every station to one rate with [preprocess] sampling_rate to combine them")
+    keep = []
+    for ds in parts:
+        ds = ds.drop_dims([d for d in ds.dims if d not in ("time", "channel", *dims)])
+        ids = [str(c) for c in ds["channel"].values]
+        comps = [c[-1] for c in ids]
+        if len(set(comps)) < len(comps):
+            raise StoreError(f"{reader.path}: station {ds.attrs.get('station', ids[0].rsplit('.', 1)[0])} has several "
+                             f"channels of one component ({', '.join(ids)}): select one band per station to combine")
+        ds = ds.assign_coords(seed_id=("channel", np.array(ids, dtype=object)))
+        keep.append(ds.assign_coords(channel=np.array(comps, dtype=object)))
+    import pandas as pd
+
+    return xr.concat(keep, dim=pd.Index(names, name="station"), join="outer", coords="different",
+                     compat="equals", combine_attrs="drop_conflicts")

@@ -24,6 +24,7 @@ from .errors import StoreError
 from .ledger import consecutive
 from .lock import now_iso
 from .plan import Design, Plan, make_plan
+from .preprocess import coordinates, load_inventory, units
 from .store import Store, versions
 
 if T.TYPE_CHECKING:
@@ -112,11 +113,23 @@ def prepare_store(plan: Plan, store: Store) -> None:
             },
         )
         times = sp.grid.times(sp.n_old, sp.n_new)
-        tmpl = dataset.template(net, times, sp.station.channels, dtype, sp.blocks.chunk, attrs)
+        coords, units = _metadata(plan, sp)
+        tmpl = dataset.template(net, times, sp.station.channels, dtype, sp.blocks.chunk, attrs, coords, units)
         if sp.n_old == 0:
             store.create_group(sp.key, tmpl, sp.blocks)
         else:
             store.extend_group(sp.key, tmpl, sp.blocks.grown(sp.n_old), sp.blocks)
+
+
+def _metadata(plan: Plan, sp) -> tuple[dict, str | None]:
+    """Channel coordinates and sample units from the inventory ({} and None without one)."""
+    pre = plan.design.preprocess
+    if plan.inventory is None:
+        return {}, (pre.units if pre.active else None)
+    t = sp.grid.origin_ns
+    rows = [coordinates(plan.inventory, cha, t) for cha in sp.station.channels]
+    return ({name: [r[name] for r in rows] for name in ("latitude", "longitude", "elevation", "depth")},
+            units(pre, plan.inventory, sp.station.channels, t))
 
 
 def execute(plan: Plan, cluster: "Cluster", progress: T.Callable[[int, int], None] | None = None,
@@ -180,17 +193,22 @@ def _take(it, n: int) -> list:
 
 def preflight(cfg: Config, overwrite: bool = False) -> Store:
     """The checks made before any cluster starts: the store can be written here and, unless
-    ``overwrite``, was written with this configuration's design.
+    ``overwrite``, was written with this configuration's design; the StationXML files, if any,
+    can be read (the planner then finds them in the process's cache).
 
     Raises
     ------
     StoreError
         Naming the path, or each design key that differs.
+    InputError
+        An inventory glob matching nothing, or an unreadable StationXML file (named).
     """
     store = Store(cfg.output["store"])
     store.check_writable()
     if not overwrite:
         store.check_design(Design.from_config(cfg).record())
+    if cfg.preprocess["inventory"]:
+        load_inventory(cfg.preprocess["inventory"])
     return store
 
 

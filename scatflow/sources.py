@@ -74,7 +74,9 @@ class Source:
     #: (file, reason) of input files that could not be read at planning (skipped).
     unreadable: list[tuple[str, str]] = []
 
-    def stations(self) -> list[Station]:  # pragma: no cover - interface
+    def stations(self, any_rate: bool = False) -> list[Station]:  # pragma: no cover - interface
+        """The stations found; ``any_rate``: channels of one station may differ in rate (they are
+        resampled), and the station's ``sampling_rate`` is then its highest."""
         raise NotImplementedError
 
     def read(self, station: Station, t0: UTCDateTime, t1: UTCDateTime) -> tuple[obspy.Stream, list[dict]]:
@@ -119,7 +121,7 @@ def nominal_rate(rate: float) -> float:
     return float(rate)
 
 
-def _group_stations(extents: list[Extent], where: str) -> list[Station]:
+def _group_stations(extents: list[Extent], where: str, any_rate: bool = False) -> list[Station]:
     by_station: dict[str, list[Extent]] = {}
     for e in extents:
         by_station.setdefault(station_key(e.channel), []).append(e)
@@ -130,17 +132,17 @@ def _group_stations(extents: list[Extent], where: str) -> list[Station]:
         for e in exts:
             rates.setdefault(e.channel, set()).add(e.sampling_rate)
         for cha, rs in rates.items():
-            if len(rs) > 1:
+            if len(rs) > 1 and not any_rate:
                 raise InputError(f"{where}: channel {cha} has several sampling rates {sorted(rs)} Hz")
-        distinct = {next(iter(rs)) for rs in rates.values()}
-        if len(distinct) > 1:
+        distinct = set().union(*rates.values())
+        if len(distinct) > 1 and not any_rate:
             detail = ", ".join(f"{c} {next(iter(r))} Hz" for c, r in sorted(rates.items()))
             raise InputError(f"{where}: channels of station {key} have different sampling rates ({detail})")
         stations.append(
             Station(
                 key=key,
                 channels=sorted(rates),
-                sampling_rate=distinct.pop(),
+                sampling_rate=max(distinct),
                 first_ns=min(e.start_ns for e in exts),
                 last_ns=max(e.end_ns for e in exts),
             )
@@ -214,8 +216,8 @@ class FileSource(Source):
             self.unreadable = [(str(e).split(": ", 1)[0], str(e).split(": ", 1)[1]) for e in errors]
         return self._extents
 
-    def stations(self) -> list[Station]:
-        return _group_stations(self.extents(), "input.paths")
+    def stations(self, any_rate: bool = False) -> list[Station]:
+        return _group_stations(self.extents(), "input.paths", any_rate)
 
     def _paths(self, station, t0, t1):
         wanted = set(station.channels)
@@ -248,7 +250,7 @@ class SDSSource(Source):
     def spec(self, station=None, t0=None, t1=None) -> dict:
         return {"kind": "sds", "root": self.root, "select": self.select}
 
-    def stations(self) -> list[Station]:
+    def stations(self, any_rate: bool = False) -> list[Station]:
         ids = sorted(".".join(nslc) for nslc in self.client.get_all_nslc() if matches(".".join(nslc), self.select))
         if not ids:
             raise InputError(f"input.sds: no channel matches select={self.select} under {self.root}")
@@ -261,7 +263,7 @@ class SDSSource(Source):
                     extents.append(Extent(path, seed_id, tr.stats.starttime.ns, tr.stats.endtime.ns,
                                           nominal_rate(tr.stats.sampling_rate)))
                     break
-        stations = _group_stations(extents, "input.sds")
+        stations = _group_stations(extents, "input.sds", any_rate)
         for s in stations:  # spans are decided by the config's start/end, not by one file
             s.first_ns = s.last_ns = None
         return stations

@@ -45,7 +45,7 @@ from obspy.clients.filesystem.sds import SDS_FMTSTR
 
 from .synthetic_model import DAY_S, render, sample_index
 
-__all__ = ["synthetic_day", "write_day", "write_archive"]
+__all__ = ["synthetic_day", "write_day", "write_archive", "write_inventory", "station_inventory"]
 
 # The default archive: (network, station, location, sampling rate in Hz,
 # channels). The gap and the missing day are placed on the middle day.
@@ -54,6 +54,14 @@ _ARCHIVE_STATIONS = (
     ("X9", "SV15", "", 50.0, ("HHZ", "HHN", "HHE")),
     ("X9", "SV20", "00", 20.0, ("BHZ", "BHN", "BHE")),
 )
+# Station coordinates for the archive's StationXML: (latitude, longitude) degrees, elevation m.
+_ARCHIVE_COORDS = {"SV13": (46.1520, 7.4510, 1420.0), "SV15": (46.1605, 7.4702, 1385.0),
+                   "SV20": (46.1418, 7.4924, 1530.0)}
+# A broadband velocity sensor (120 s corner, poles at 2*pi*50 Hz) with its digitiser:
+# zeros and poles in rad/s, gain in counts per m/s at 1 Hz.
+_SENSOR_ZEROS = (0j, 0j)
+_SENSOR_POLES = (-0.037 + 0.037j, -0.037 - 0.037j, -222.1 + 222.1j, -222.1 - 222.1j)
+_SENSOR_GAIN = 6.0e8
 _GAP_ID = "X9.SV15..HHZ"
 _GAP_OFFSET_S = (13 * 3600 + 20 * 60, 13 * 3600 + 25 * 60)  # into the day
 _MISSING_STATION = "X9.SV20.00"
@@ -251,6 +259,69 @@ def write_archive(root, start="2015-12-04", days: int = 3, seed: int = 0) -> dic
         "files": sorted(files),
     }
 
+
+
+def station_inventory(channels, start="2015-01-01", coords=None):
+    """An ObsPy Inventory giving each channel the example's velocity sensor.
+
+    Parameters
+    ----------
+    channels : iterable of (str, float)
+        Full SEED ids ``NET.STA.LOC.CHA`` with their sampling rates (Hz).
+    start : str or UTCDateTime
+        Start of every channel epoch (open-ended).
+    coords : dict, optional
+        ``STA`` -> (latitude, longitude, elevation m); default: the archive's, or (0, 0, 0).
+
+    Notes
+    -----
+    Built with :meth:`obspy.core.inventory.response.Response.from_paz`: poles
+    ``-0.037 +/- 0.037j`` (a 120 s sensor) and ``-222.1 +/- 222.1j`` rad/s, two
+    zeros at 0, ``6e8`` counts per m/s at 1 Hz, the normalisation factor set so
+    the response's modulus at 1 Hz is exactly the gain.
+    """
+    import numpy as np
+    from obspy.core.inventory import Channel, Inventory, Network, Station
+    from obspy.core.inventory.response import Response
+
+    coords = coords or _ARCHIVE_COORDS
+    s = 2j * np.pi * 1.0
+    a0 = 1.0 / abs(np.prod([s - z for z in _SENSOR_ZEROS]) / np.prod([s - p for p in _SENSOR_POLES]))
+    start = UTCDateTime(start)
+    networks: dict = {}
+    for seed_id, rate in channels:
+        net, sta, loc, cha = seed_id.split(".")
+        lat, lon, elev = coords.get(sta, (0.0, 0.0, 0.0))
+        network = networks.setdefault(net, Network(net))
+        station = next((x for x in network.stations if x.code == sta), None)
+        if station is None:
+            station = Station(sta, lat, lon, elev, start_date=start)
+            network.stations.append(station)
+        response = Response.from_paz(list(_SENSOR_ZEROS), list(_SENSOR_POLES), _SENSOR_GAIN, stage_gain_frequency=1.0,
+                                     input_units="M/S", output_units="COUNTS", normalization_frequency=1.0,
+                                     normalization_factor=float(a0))
+        station.channels.append(Channel(cha, loc, lat, lon, elev, 0.0, sample_rate=float(rate), start_date=start,
+                                        response=response))
+    return Inventory(list(networks.values()), source="scatflow synthetic example")
+
+
+def write_inventory(path, stations: dict, start="2015-01-01") -> pathlib.Path:
+    """Write the StationXML of an archive's stations (see :func:`station_inventory`).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The StationXML file to write.
+    stations : dict
+        ``write_archive(...)["stations"]``: ``"NET.STA.LOC"`` -> ``{"sampling_rate", "channels"}``.
+    start : str or UTCDateTime
+        Start of the channel epochs.
+    """
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    channels = [(c, spec["sampling_rate"]) for spec in stations.values() for c in spec["channels"]]
+    station_inventory(channels, start).write(str(path), format="STATIONXML")
+    return path
 
 
 # --------------------------------------------------------------------------

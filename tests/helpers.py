@@ -61,12 +61,14 @@ def toml_layers(layers) -> str:
 
 def write_config(path: Path, *, paths=None, sds=None, select=None, start=None, end=None,
                  window_s=40.0, overlap=0.5, reduce="median", layers=SMALL_LAYERS, design=None,
-                 store="out.zarr", dtype="float64", block_s=None, workers=1, cluster=None) -> Path:
+                 store="out.zarr", dtype="float64", block_s=None, workers=1, cluster=None,
+                 preprocess=None) -> Path:
     """Write a ``scatflow run`` config to ``path`` and return ``path``.
 
     The input is ``paths`` (files or globs) or an ``sds`` archive root; ``layers`` or a ``design``
     file gives the network; ``cluster`` (the ``[cluster]`` section's body) defaults to ``workers``
-    local workers without a dashboard. Keys left as None are not written (scatflow's defaults).
+    local workers without a dashboard; ``preprocess`` is the ``[preprocess]`` section's body. Keys
+    left as None are not written (scatflow's defaults).
     """
 
     def line(key, value):
@@ -85,6 +87,7 @@ def write_config(path: Path, *, paths=None, sds=None, select=None, start=None, e
         + ("" if layers is None else f"layers = {layers}\n") + line("design", design)
         + "[output]\n" + line("store", str(store)) + line("dtype", dtype) + line("block_s", block_s)
         + f"[cluster]\n{cluster}\n"
+        + ("" if preprocess is None else f"[preprocess]\n{preprocess}\n")
     )
     path = Path(path)
     path.write_text(text)
@@ -116,11 +119,14 @@ def load_group(store, group) -> xr.Dataset:
 
 
 def assert_same_store(a, b, groups=("X9.SV13.",), names=STORE_VARIABLES):
-    """Stores ``a`` and ``b`` hold identical ``names`` in each of ``groups``."""
+    """Stores ``a`` and ``b`` hold identical ``names`` in each of ``groups`` (floats bitwise, NaN included)."""
     for group in groups:
         da, db = load_group(a, group), load_group(b, group)
         for name in names:
-            np.testing.assert_array_equal(da[name].values, db[name].values, err_msg=f"{group} {name}")
+            x, y = da[name].values, db[name].values
+            np.testing.assert_array_equal(x, y, err_msg=f"{group} {name}")
+            if x.dtype.kind == "f":
+                assert x.tobytes() == y.tobytes(), f"{group} {name}: not bitwise equal"
 
 
 # -- numbers ------------------------------------------------------------------------------------

@@ -50,6 +50,9 @@ def test_every_key_is_accepted_and_kept():
                  "job_extra_directives": ["--qos=long"], "job_script_prologue": ["module load x"],
                  "lifetime": "55m", "lifetime_stagger": "2m", "local_directory": "/scratch",
                  "log_directory": "logs", "tls": False},
+        preprocess={"inventory": ["meta/*.xml"], "response": "velocity", "pre_filt": [0.05, 0.1, 20.0, 24.0],
+                    "water_level": 40.0, "filter": {"type": "highpass", "freq": 1.0, "corners": 2, "zerophase": True},
+                    "sampling_rate": 40.0, "pad_s": 120.0},
         analysis={"name": "ica2", "stations": ["X9.*.*"], "joint": False, "log_floor": 0.0, "normalize": "minmax",
                   "sample": 5000, "components": 6, "seed": 1, "clusters": 5, "cluster_seed": 2},
     )
@@ -57,7 +60,7 @@ def test_every_key_is_accepted_and_kept():
     for section, values in raw.items():
         for key, value in values.items():
             got = getattr(cfg, section)[key]
-            if key in ("paths", "store"):
+            if key in ("paths", "store", "inventory"):
                 continue
             expected = tuple(value) if isinstance(value, list) and key != "layers" else value
             if key == "layers":
@@ -74,6 +77,8 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path):
     del raw["network"]["layers"]
     cfg = parse_config(raw, base=Path("/cfg"))
     assert cfg.input["paths"] == ("/cfg/data/*.mseed",)
+    assert parse_config(minimal(preprocess={"inventory": ["meta/*.xml"]}), base=Path("/cfg")).preprocess["inventory"] \
+        == ("/cfg/meta/*.xml",)
     assert cfg.output["store"] == "/cfg/r.zarr"
     assert cfg.network["design"] == "/cfg/net.json"
     raw = minimal(input={"sds": "/abs/SDS", "start": "2015-01-01", "end": "2015-01-02"})
