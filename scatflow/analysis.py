@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-import json
 import time
 import typing as T
 
@@ -110,16 +109,17 @@ class StationInput:
         f2 = np.asarray(self.ds["f2"].values, dtype=float) if "order_2" in self.ds else None
         return Layout(tuple(self.codes), np.asarray(self.ds["f1"].values, dtype=float), f2)
 
-    def raw(self, layout: Layout):
-        """The raw coefficients in ``layout``'s feature order, a Dask array (time, feature), float64,
-        chunked like the store along time."""
+    def raw(self, layout: Layout, dtype=np.float64):
+        """The raw coefficients in ``layout``'s feature order, a Dask array (time, feature) in ``dtype``
+        (None: the store's), chunked like the store along time."""
         import dask.array as da
 
         perm = [self.codes.index(c) for c in layout.codes]
         parts = [self.ds["order_1"].data[:, perm, :].reshape(self.n, -1)]
         if layout.f2 is not None:
             parts.append(self.ds["order_2"].data[:, perm, :, :].reshape(self.n, -1))
-        return da.concatenate(parts, axis=1).astype(np.float64).rechunk({0: self.chunk, 1: -1})
+        out = da.concatenate(parts, axis=1)
+        return (out if dtype is None else out.astype(dtype)).rechunk({0: self.chunk, 1: -1})
 
 
 def log_features(raw: np.ndarray, offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -464,55 +464,98 @@ class _Fit:
 
 
 def _gather_sample(inputs, layout, acfg):
+    """The lazy float64 coefficients of each station and its drawn windows, in the store's dtype
+    (a float32 store's sample takes half the driver's memory until its features are computed)."""
     import dask
 
     counts = [s.n for s in inputs]
     idx = sample_indices(counts, acfg["sample"], acfg["seed"])
     raws = [s.raw(layout) for s in inputs]
-    parts = dask.compute(*[r[i] if len(i) else r[:0] for r, i in zip(raws, idx)])
+    native = [s.raw(layout, dtype=None) for s in inputs]
+    parts = dask.compute(*[r[i] if len(i) else r[:0] for r, i in zip(native, idx)])
     return raws, list(parts)
+
+
+def _order_max(p: np.ndarray, n1: int) -> tuple[float, float]:
+    """Largest value of each order over the windows of ``p`` whose values are all finite (no copy)."""
+    rows = np.isfinite(p).all(axis=1)[:, None]
+    return tuple(float(np.max(v, where=rows, initial=-np.inf)) if v.shape[1] else -np.inf
+                 for v in (p[:, :n1], p[:, n1:]))
+
+
+def _features_into(p: np.ndarray, offset: np.ndarray, out: np.ndarray, rows: int = 8192) -> int:
+    """Write the log features of ``p``'s valid windows into the first rows of ``out`` (float32),
+    a slab of ``rows`` windows at a time; returns how many windows had features."""
+    n = 0
+    for a in range(0, len(p), rows):
+        x, valid = log_features(p[a:a + rows], offset)
+        k = int(valid.sum())
+        out[n:n + k] = x[valid]
+        n += k
+    return n
+
+
+def _explained_variance(x: np.ndarray, mean, unmixing, mixing, rows: int = 8192) -> float:
+    """scikit-learn's ``explained_variance_score(x, inverse_transform(transform(x)))`` (uniform average
+    over features), accumulated a slab at a time instead of on whole copies of the sample."""
+    f = x.shape[1]
+    sx, sxx, sr, srr = (np.zeros(f) for _ in range(4))
+    for a in range(0, len(x), rows):
+        xs = x[a:a + rows].astype(np.float64)
+        r = xs - ((xs - mean) @ unmixing.T @ mixing.T + mean)
+        sx += xs.sum(0)
+        sxx += (xs * xs).sum(0)
+        sr += r.sum(0)
+        srr += (r * r).sum(0)
+    n = len(x)
+    var_x = sxx / n - (sx / n) ** 2
+    var_r = srr / n - (sr / n) ** 2
+    ok = var_x > 0
+    score = np.ones(f)
+    score[ok] = 1.0 - var_r[ok] / var_x[ok]
+    return float(score.mean())
 
 
 def fit_model(inputs: list[StationInput], layout: Layout, acfg, log, skipped: list,
               explore: T.Sequence[int] | None = None) -> _Fit:
     """Fit the model of ``inputs`` on their sample (see the module docstring for the steps)."""
-    from sklearn.decomposition import FastICA
-    from sklearn.metrics import explained_variance_score
-
     raws, parts = _gather_sample(inputs, layout, acfg)
     order = layout.order_index()
     # M per order from the sample's finite windows: the floor's scale, fixed with the model.
     log_max = np.zeros(2)
-    for s, p in zip(inputs, parts):
-        fin = p[np.isfinite(p).all(axis=1)]
-        if len(fin):
-            for o in (0, 1):
-                if (order == o).any():
-                    log_max[o] = max(log_max[o], float(fin[:, order == o].max()))
+    for p in parts:
+        log_max = np.maximum(log_max, _order_max(p, layout.n1))
     floor = float(acfg["log_floor"])
     offset = floor * log_max[order]
-    keep, xs = [], []
+    # The sample's features go into one float32 array filled station by station, each station's raw
+    # sample released as soon as it is used: with the sample and scikit-learn's own copy, the driver
+    # holds two float32 copies of (sample x features), 0.8 GB for 200000 x 504, never float64 ones.
+    # float32 changes the fit by far less than FastICA's tolerance (1e-4).
+    x = np.empty((sum(len(p) for p in parts), layout.n_features), dtype=np.float32)
+    keep, n_sample = [], 0
     noise_paths = np.zeros(layout.n_features, dtype=bool)
-    for s, r, p in zip(inputs, raws, parts):
-        x, valid = log_features(p, offset)
-        if not valid.any():
+    for s, r in zip(inputs, raws):
+        p = parts.pop(0)
+        if floor == 0 and s.dtype == np.float32:
+            rows = np.isfinite(p).all(axis=1)
+            noise_paths |= (p < log_max[order] * FLOAT32_NOISE).any(axis=0, where=rows[:, None])
+        got = _features_into(p, offset, x[n_sample:])
+        if not got:
             skipped.append((s.key, _no_window_reason(s, len(p), floor)))
             continue
         keep.append((s, r))
-        xs.append(x[valid])
-        if floor == 0 and s.dtype == np.float32:
-            fin = p[np.isfinite(p).all(axis=1)]
-            noise_paths |= (fin < log_max[order] * FLOAT32_NOISE).any(axis=0)
+        n_sample += got
+        del p
     if not keep:
         raise InputError("no station has a usable window (" + "; ".join(f"{k}: {why}" for k, why in skipped) + ")")
-    x = np.concatenate(xs)
-    n_sample = len(x)
+    x = x[:n_sample]
     stats = None
     if acfg["normalize"] != "none":
         log(f"analyze: normalisation ({acfg['normalize']}) over every window of {len(keep)} station(s)")
         stats = feature_stats([r for _, r in keep], offset)
     shift, scale = _normalization(acfg["normalize"], stats, layout.n_features)
-    x = (x - shift) / scale
+    x -= shift.astype(np.float32)
+    x /= scale.astype(np.float32)
     k = acfg["components"]
     if k > layout.n_features:
         raise ConfigError(f"'analysis.components' ({k}) is larger than the number of features "
@@ -526,9 +569,8 @@ def fit_model(inputs: list[StationInput], layout: Layout, acfg, log, skipped: li
                                   f"or the sample ({n_sample})")
         results = {}
         for c in explore:
-            ica = FastICA(c, whiten="unit-variance", random_state=acfg["seed"])
-            s_ = ica.fit_transform(x)
-            results[c] = float(explained_variance_score(x, ica.inverse_transform(s_)))
+            ica = _ica(c, acfg, x)
+            results[c] = _explained_variance(x, ica.mean_, ica.components_, ica.mixing_)
             log(f"analyze: {c} components: explained variance {100 * results[c]:.2f} %")
         return _Fit(None, results, n_sample, [s for s, _ in keep], int(noise_paths.sum()))
     if acfg["clusters"] > n_sample:
@@ -537,17 +579,33 @@ def fit_model(inputs: list[StationInput], layout: Layout, acfg, log, skipped: li
     from sklearn.cluster import KMeans
 
     log(f"analyze: FastICA({k}) on {n_sample} windows x {layout.n_features} features")
-    ica = FastICA(n_components=k, whiten="unit-variance", random_state=acfg["seed"])
-    ica.fit(x)
+    ica = _ica(k, acfg, x)
     mean = np.asarray(ica.mean_, dtype=np.float64)
     unmixing = np.asarray(ica.components_, dtype=np.float64)
-    comps = (x - mean) @ unmixing.T
-    explained = float(explained_variance_score(x, ica.inverse_transform(comps)))
+    mixing = np.asarray(ica.mixing_, dtype=np.float64)
+    comps = np.concatenate([(x[a:a + 8192] - mean) @ unmixing.T for a in range(0, len(x), 8192)])
+    explained = _explained_variance(x, mean, unmixing, mixing)
     log(f"analyze: KMeans({acfg['clusters']}) on the sample's components")
     km = KMeans(n_clusters=acfg["clusters"], n_init="auto", random_state=acfg["cluster_seed"]).fit(comps)
-    model = Model(layout, floor, log_max, shift, scale, mean, unmixing, np.asarray(ica.mixing_, dtype=np.float64),
+    model = Model(layout, floor, log_max, shift, scale, mean, unmixing, mixing,
                   np.asarray(km.cluster_centers_, dtype=np.float64))
     return _Fit(model, explained, n_sample, [s for s, _ in keep], int(noise_paths.sum()))
+
+
+def _ica(k: int, acfg, x: np.ndarray):
+    """The tutorials' FastICA (``whiten="unit-variance"``) fitted on ``x``, whitened from the
+    (feature x feature) covariance (``whiten_solver="eigh"``) instead of an SVD of the whole sample,
+    whose (sample x feature) factor would double the driver's memory. Only the top ``k``
+    eigenvectors are used, which the covariance gives as accurately, so scikit-learn's warning
+    about small eigenvalues (rounding-noise paths have them) is not shown."""
+    import warnings
+
+    from sklearn.decomposition import FastICA
+
+    ica = FastICA(n_components=k, whiten="unit-variance", whiten_solver="eigh", random_state=acfg["seed"])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="There are some small singular values")
+        return ica.fit(x)
 
 
 def _no_window_reason(s: StationInput, drawn: int, floor: float) -> str:
@@ -695,7 +753,7 @@ def analyze(cfg, *, refit: bool = False, explore: T.Sequence[int] | None = None,
                                          "stored model's; use --refit")
             else:
                 layout = joint_layout(members) if key is None else members[0].layout()
-                log(f"analyze: drawing the sample" + (f" of {key}" if key else "") + " ...")
+                log("analyze: drawing the sample" + (f" of {key}" if key else "") + " ...")
                 fit = fit_model(members, layout, acfg, log, summary.skipped)
                 members = fit.stations
                 model = fit.model
