@@ -234,6 +234,7 @@ def plot_explore(results: dict, output) -> str:
     for key, scores in results.items():
         counts = sorted(scores)
         ax.plot(counts, [100 * scores[c] for c in counts], marker="o", label=key or "joint model")
+    ax.set_xticks(sorted({c for scores in results.values() for c in scores}))  # counts are whole numbers
     ax.set_xlabel("number of ICA components")
     ax.set_ylabel("explained variance of the reconstruction (%)")
     ax.grid(alpha=0.3)

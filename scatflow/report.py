@@ -233,10 +233,27 @@ def store_report(path) -> str:
     lines.append(f"runs:       {_run_line(meta.get('runs') or [])}")
     groups = reader.stations
     lines.append(f"stations:   {len(groups)}" + (f" ({', '.join(groups)})" if groups else ""))
+    for name in reader.analysis_names():
+        lines.append(("analyses:   " if name == reader.analysis_names()[0] else "            ")
+                     + _analysis_line(reader, name))
     for name in groups:
         lines.append("")
         lines.extend(_group_lines(reader, name))
     return "\n".join(lines)
+
+
+def _analysis_line(reader: StoreReader, name: str) -> str:
+    """``NAME: joint model, C components, K clusters, fitted T on N windows (EV %); stations ...``."""
+    attrs = reader.analysis_attrs(name) or {}
+    cfg = attrs.get("config") or {}
+    models = attrs.get("models") or {}
+    fits = ", ".join(f"{key + ' ' if key else ''}fitted {m.get('fitted', '?')} on {m.get('sample', '?')} windows "
+                     f"(explained variance {100 * float(m.get('explained_variance', float('nan'))):.1f} %)"
+                     for key, m in sorted(models.items()))
+    stations = reader.analysis_stations(name)
+    return (f"{name}: {'joint model' if cfg.get('joint', True) else 'one model per station'}, "
+            f"{cfg.get('components', '?')} components, {cfg.get('clusters', '?')} clusters; {fits}; "
+            f"stations {', '.join(stations) or 'none'}")
 
 
 __all__ = ["store_report", "missing_blocks"]

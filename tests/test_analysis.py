@@ -269,6 +269,8 @@ def test_info_plot_export_and_explore(store, tmp_path, capsys, no_cluster):
     assert main(["info", store]) == 0
     out = capsys.readouterr().out
     assert "stations:   2 (X9.A., X9.B.)" in out and "not a scatflow station group" not in out
+    assert "analyses:   ica: joint model, 3 components, 3 clusters; fitted " in out
+    assert "stations X9.A., X9.B." in out.split("analyses:", 1)[1].splitlines()[0]
     assert main(["plot", store, "-o", str(tmp_path / "p.png")]) == 0  # the station plot still works
     assert main(["plot", store, "--analysis", "ica", "-o", str(tmp_path / "a.png")]) == 0
     for name in ("p.png", "a.png", "a.weights.png"):
