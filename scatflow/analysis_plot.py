@@ -8,21 +8,13 @@ import os
 import numpy as np
 
 from .errors import StoreError
+from .plot import import_matplotlib
 
 #: At most this many points per rate curve; longer spans are averaged over consecutive windows.
 MAX_POINTS = 3000
 #: At most this many stations drawn in the rate figure (the first ones, sorted).
 MAX_STATIONS = 8
 DPI = 120
-
-
-def _matplotlib():
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("scatflow plot needs matplotlib: pip install scatflow[plot]") from exc
-    return Figure, FigureCanvasAgg
 
 
 def _utc(value, what: str):
@@ -120,7 +112,7 @@ def plot_analysis(store, name: str, output=None, station=None, start=None, end=N
     _check_dir(out)
     weights_out = (out[:-4] if out.endswith(".png") else out) + ".weights.png"
     t0, t1 = _utc(start, "start"), _utc(end, "end")
-    Figure, Canvas = _matplotlib()
+    Figure, Canvas = import_matplotlib()
 
     shown = stations[:MAX_STATIONS]
     centroids = np.asarray(model["centroids"].values)
@@ -227,7 +219,7 @@ def plot_explore(results: dict, output) -> str:
     """
     out = os.fspath(output)
     _check_dir(out)
-    Figure, Canvas = _matplotlib()
+    Figure, Canvas = import_matplotlib()
     fig = Figure(figsize=(6, 4), dpi=DPI, layout="constrained")
     Canvas(fig)
     ax = fig.subplots()

@@ -24,7 +24,8 @@ FIGSIZE = (11.0, 7.5)  # inches
 DPI = 120
 
 
-def _import_matplotlib():
+def import_matplotlib():
+    """``(Figure, FigureCanvasAgg)`` of matplotlib, or an ImportError saying how to install it."""
     try:
         import matplotlib  # noqa: F401
         from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -232,7 +233,7 @@ def _columns(sel, f1_sel: float):
 
 def _figure(sel, station: str, channel: str, f1_sel: float):
     """The two-panel figure of one channel (``sel``: its windows in the time range)."""
-    Figure, FigureCanvasAgg = _import_matplotlib()
+    Figure, FigureCanvasAgg = import_matplotlib()
     from matplotlib import dates as mdates
 
     x_edges, v1, v2, k, hop_s = _columns(sel, f1_sel)
