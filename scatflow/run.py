@@ -96,8 +96,11 @@ def prepare_store(plan: Plan, store: Store) -> None:
     """Create or grow each station's group (driver only, before any task)."""
     dtype = np.dtype(plan.design.dtype)
     for sp in plan.stations:
+        coords, units = _metadata(plan, sp)
         if sp.n_old:
             store.add_missing_ledger(sp.key, sp.blocks.grown(sp.n_old).count)
+            if coords:  # an inventory given to a store created without one
+                store.add_channel_coords(sp.key, coords, dataset.COORD_ATTRS)
         if sp.n_new == sp.n_old:
             continue
         net = plan.network(sp)
@@ -113,7 +116,6 @@ def prepare_store(plan: Plan, store: Store) -> None:
             },
         )
         times = sp.grid.times(sp.n_old, sp.n_new)
-        coords, units = _metadata(plan, sp)
         tmpl = dataset.template(net, times, sp.station.channels, dtype, sp.blocks.chunk, attrs, coords, units)
         if sp.n_old == 0:
             store.create_group(sp.key, tmpl, sp.blocks)

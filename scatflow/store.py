@@ -301,6 +301,38 @@ class Store:
                 self.path, group=key, append_dim="block", compute=False, consolidated=False
             )
 
+    def add_channel_coords(self, key: str, coords: dict, attrs: dict) -> None:
+        """Give an existing group the channel coordinates it lacks (driver).
+
+        A group created without an inventory has no ``latitude``... arrays; they are
+        added as xarray coordinates (listed in the ``coordinates`` attribute of each
+        variable along ``channel``, as a template write lists them), so later
+        extensions keep them.
+
+        Parameters
+        ----------
+        key : str
+            Station group.
+        coords : dict
+            Name -> one float per channel.
+        attrs : dict
+            Name -> attributes (units, long_name).
+        """
+        g = self._root("r+")[key]
+        missing = [name for name in coords if name not in g]
+        if not missing:
+            return
+        for name in missing:
+            arr = g.create_array(name, shape=(len(coords[name]),), chunks=(len(coords[name]),), dtype="float64",
+                                 fill_value=np.nan, dimension_names=["channel"])
+            arr[:] = np.asarray(coords[name], dtype=np.float64)
+            arr.attrs.update(attrs.get(name, {}))
+        for name, arr in g.arrays():
+            dims = arr.metadata.dimension_names or ()
+            if "channel" in dims and "time" in dims:
+                listed = set(str(arr.attrs.get("coordinates", "")).split()) | set(missing)
+                arr.attrs["coordinates"] = " ".join(sorted(listed))
+
     def add_missing_ledger(self, key: str, n_blocks: int) -> None:
         """Give a group written before an array joined the ledger that array, empty (driver)."""
         g = self._root("r+")[key]

@@ -187,3 +187,40 @@ def test_a_bad_inventory_is_one_line_before_anything_runs(tmp_path, capsys):
                        preprocess='response = "velocity"')
     one_line_error(capsys, cfg, "'preprocess.response' = 'velocity' needs 'preprocess.inventory'")
     assert not (tmp_path / "s.zarr").exists()
+
+
+def test_an_inventory_given_later_adds_coordinates_that_extensions_keep(tmp_path):
+    """A store created without an inventory gets the channel coordinates when a later run gives one,
+    and they stay coordinates when the store grows again (blocks computed in this process)."""
+    import xarray as xr
+
+    from scatflow.blocks import run_block
+    from scatflow.config import parse_config
+    from scatflow.plan import make_plan
+    from scatflow.run import prepare_store
+    from scatflow.store import Store
+    from scatflow.synthetic import write_inventory
+
+    tr = record(50.0, 3 * 3600)
+    tr.data = tr.data.astype(np.int32)
+    tr.write(str(tmp_path / "a.mseed"), format="MSEED")
+    write_inventory(tmp_path / "st.xml", {"XX.A.": {"sampling_rate": 50.0, "channels": [ID]}})
+
+    def run(hours, **pre):
+        cfg = parse_config({"input": {"paths": [str(tmp_path / "a.mseed")], "start": str(T0)[:19],
+                                      "end": str(T0 + hours * 3600)[:19]},
+                            "network": {"layers": [{"octaves": 3, "resolution": 1, "quality": 1}]},
+                            "output": {"store": str(tmp_path / "s.zarr"), "block_s": 1800.0}, "preprocess": pre})
+        store = Store(cfg.output["store"])
+        plan = make_plan(cfg, store)
+        store.open_or_create(plan.design.record())
+        prepare_store(plan, store)
+        assert all(run_block(t).ok for t in plan.block_tasks())
+        return xr.open_zarr(tmp_path / "s.zarr", group="XX.A.", consolidated=False)
+
+    assert "latitude" not in run(1).coords
+    ds = run(2, inventory=[str(tmp_path / "st.xml")])
+    assert float(ds["latitude"][0]) == 0.0 and ds["latitude"].attrs["units"] == "degrees_north"
+    assert ds.sizes["time"] == 359 and ds["order_1"].attrs.get("units") is None  # attributes stay as created
+    ds = run(3)
+    assert {"latitude", "longitude", "elevation", "depth"} <= set(ds.coords) and ds.sizes["time"] == 539
