@@ -690,6 +690,42 @@ def _config_differences(stored: dict, current: dict) -> list[str]:
             for k in MODEL_KEYS if stored.get(k) != current.get(k)]
 
 
+def preflight(cfg, *, refit: bool = False, explore: T.Sequence[int] | None = None) -> None:
+    """The checks :func:`analyze` makes before computing anything, from metadata alone: the store,
+    an analysis written with another config, the stations asked, a joint model's channels and
+    frequencies. The command line makes them before it starts a cluster.
+
+    Raises
+    ------
+    ConfigError, InputError, StoreError
+        As :func:`analyze`.
+    """
+    _prepare(cfg, refit, explore)
+
+
+def _prepare(cfg, refit: bool, explore):
+    from .config import thaw
+    from .reader import StoreReader
+
+    acfg = thaw(cfg.analysis)
+    name, path = acfg["name"], cfg.output["store"]
+    reader = StoreReader(path)
+    stored = reader.analysis_attrs(name)
+    current = {k: acfg[k] for k in MODEL_KEYS}
+    if stored is not None and explore is None and not refit:
+        diffs = _config_differences(stored.get("config") or {}, current)
+        if diffs:
+            raise StoreError(f"{path}: analysis {name!r} was written with another [analysis] config "
+                             f"({'; '.join(diffs)}); use --refit to replace it, or another analysis.name")
+    summary = Summary(name, acfg["joint"], [])
+    inputs = _inputs(reader, _select(reader, acfg["stations"]), summary.skipped)
+    if not inputs:
+        raise InputError(f"{path}: no usable station (" + "; ".join(f"{k}: {w}" for k, w in summary.skipped) + ")")
+    if acfg["joint"]:
+        joint_layout(inputs)  # stations that cannot share one model: refused before anything is computed
+    return reader, acfg, stored, summary, inputs
+
+
 def analyze(cfg, *, refit: bool = False, explore: T.Sequence[int] | None = None, log=print) -> Summary | dict:
     """Fit (or reuse) the ``[analysis]`` model of a store and label every window.
 
@@ -716,27 +752,13 @@ def analyze(cfg, *, refit: bool = False, explore: T.Sequence[int] | None = None,
         One line each: no station matching, stations that cannot share a joint model, too many
         components, an analysis written with another config (unless ``refit``), no usable window.
     """
-    from .config import thaw
     from .lock import writer_lock
     from .reader import StoreReader
     from .store import Store
 
     t0 = time.perf_counter()
-    acfg = thaw(cfg.analysis)
-    name = acfg["name"]
-    path = cfg.output["store"]
-    reader = StoreReader(path)
-    stored = reader.analysis_attrs(name)
-    current = {k: acfg[k] for k in MODEL_KEYS}
-    if stored is not None and explore is None and not refit:
-        diffs = _config_differences(stored.get("config") or {}, current)
-        if diffs:
-            raise StoreError(f"{path}: analysis {name!r} was written with another [analysis] config "
-                             f"({'; '.join(diffs)}); use --refit to replace it, or another analysis.name")
-    summary = Summary(name, acfg["joint"], [])
-    inputs = _inputs(reader, _select(reader, acfg["stations"]), summary.skipped)
-    if not inputs:
-        raise InputError(f"{path}: no usable station (" + "; ".join(f"{k}: {w}" for k, w in summary.skipped) + ")")
+    reader, acfg, stored, summary, inputs = _prepare(cfg, refit, explore)
+    name, path = acfg["name"], cfg.output["store"]
     groups = [(None, inputs)] if acfg["joint"] else [(s.key, [s]) for s in inputs]
     fresh = refit or stored is None
 
@@ -791,7 +813,8 @@ def analyze(cfg, *, refit: bool = False, explore: T.Sequence[int] | None = None,
                 summary.labelled_now += apply_model(store, name, model, s, chunks)
                 summary.stations.append(s.key)
         # The attributes last: a crash before this leaves an analysis the next run refits.
-        store.set_analysis_attrs(name, {"config": current, "models": records, "joint": acfg["joint"]})
+        store.set_analysis_attrs(name, {"config": {k: acfg[k] for k in MODEL_KEYS}, "models": records,
+                                        "joint": acfg["joint"]})
         store.consolidate()
     reader = StoreReader(path)
     for key in summary.stations:

@@ -228,6 +228,9 @@ def cmd_analyze(args) -> int:
     cfg = load_config(args.config, overrides)
     log = _log(args.quiet)
     explore = parse_explore(args.explore) if args.explore else None
+    from .analysis import preflight
+
+    preflight(cfg, refit=args.refit, explore=explore)  # bad input: one line before any cluster starts
     with cluster.connect(cfg.cluster, log=log):
         from .analysis import analyze
 

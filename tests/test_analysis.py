@@ -234,12 +234,18 @@ def test_bad_input_one_line_each(store, tmp_path, capsys, no_cluster):
     assert StoreReader(store).analysis_names() == []  # nothing written by a refused analysis
 
 
-def test_joint_model_refuses_different_frequencies_naming_them(tmp_path, capsys, no_cluster):
+def test_joint_model_refuses_different_frequencies_naming_them(tmp_path, capsys, monkeypatch):
     path = tmp_path / "mixed.zarr"
     make_store(path, stations=["X9.A."])
     write_store(path, ["X9.C."], N, layers=SMALL_LAYERS, sampling_rate=40.0, block_windows=CHUNK)
     cfg = write_toml(tmp_path / "a.toml", path)
+
+    def no_cluster_allowed(cfg, log=print):
+        raise AssertionError("a cluster was started before the bad input was refused")
+
+    monkeypatch.setattr(clustermod, "connect", no_cluster_allowed)
     one_line_error(capsys, ["analyze", str(cfg), "--quiet"], "stations X9.A. and X9.C. have different frequencies (f1, f2)")
+    monkeypatch.setattr(clustermod, "connect", lambda cfg, log=print: contextlib.nullcontext())
     assert main(["analyze", str(write_toml(cfg, path, joint=False, sample=500)), "--quiet"]) == 0
 
 
