@@ -25,6 +25,7 @@ import typing as T
 import numpy as np
 
 from .errors import ConfigError, InputError, StoreError
+from .ledger import consecutive
 
 #: Relative precision of float32: coefficients below ``M * FLOAT32_NOISE`` are rounding noise of
 #: the transform computed in float32 (its absolute errors scale with the largest value).
@@ -646,16 +647,6 @@ def _todo_chunks(reader, name: str, s: StationInput) -> list[int]:
     return todo + list(range(done_end, nchunks))
 
 
-def _runs(chunks: list[int]) -> list[tuple[int, int]]:
-    out = []
-    for c in chunks:
-        if out and out[-1][1] == c:
-            out[-1] = (out[-1][0], c + 1)
-        else:
-            out.append((c, c + 1))
-    return out
-
-
 def apply_model(store, name: str, model: Model, s: StationInput, chunks: list[int]) -> int:
     """Label chunks ``chunks`` of station ``s`` with ``model`` and write them; returns windows written."""
     import dask.array as da
@@ -666,7 +657,7 @@ def apply_model(store, name: str, model: Model, s: StationInput, chunks: list[in
     out = da.map_blocks(_apply_chunk, raw, model, chunks=(raw.chunks[0], (k + 2,)), dtype=np.float64)
     times = s.ds["time"]
     written = 0
-    for c0, c1 in _runs(chunks):
+    for c0, c1 in ((g[0], g[-1] + 1) for g in consecutive(chunks)):
         a, b = c0 * s.chunk, min(c1 * s.chunk, s.n)
         part = out[a:b]
         ds = xr.Dataset(

@@ -186,7 +186,7 @@ def coefficients(network: ScatteringNetwork, x: np.ndarray, rec: np.ndarray, cov
 
 
 def compute_windows(network: ScatteringNetwork, params: BlockParams, grid: Grid, data: np.ndarray,
-                                    recorded: np.ndarray, cov: np.ndarray, threads: int = 1) -> list[np.ndarray]:
+                    recorded: np.ndarray, cov: np.ndarray, threads: int = 1) -> list[np.ndarray]:
     """Coefficients of consecutive windows of aligned samples.
 
     Parameters

@@ -24,7 +24,6 @@ import dataclasses
 import functools
 import glob
 import hashlib
-import json
 import math
 import os
 import typing as T
@@ -496,16 +495,27 @@ def _chain(x: np.ndarray, seed_id: str, raw: float, t0_ns: int, up: int, down: i
     return data
 
 
+def steps_text(record: dict) -> str:
+    """The steps of a design's ``preprocess`` record (:meth:`Preprocess.record`) in words, e.g.
+    ``response velocity (pre_filt [0.2, 0.5, 8, 9.5] Hz, water level 60 dB); highpass corners 4,
+    freq 1, zerophase True; resampled to 50 Hz`` (for ``--dry-run`` and ``scatflow info``)."""
+    def num(v):
+        return f"{v:g}" if isinstance(v, float) else str(v)
+
+    steps = []
+    if record.get("response", "none") != "none":
+        steps.append(f"response {record['response']}" + (
+            f" (pre_filt [{', '.join(num(f) for f in record['pre_filt'])}] Hz, water level "
+            f"{num(record['water_level'])} dB)" if record.get("pre_filt") else ""))
+    if record.get("filter"):
+        f = record["filter"]
+        steps.append(f"{f['type']} " + ", ".join(f"{k} {num(v)}" for k, v in sorted(f.items()) if k != "type"))
+    if record.get("sampling_rate"):
+        steps.append(f"resampled to {num(record['sampling_rate'])} Hz")
+    return "; ".join(steps)
+
+
 def describe(pre: Preprocess) -> str:
     """One line for ``--dry-run``: the steps and the pad."""
-    steps = []
-    if pre.response != "none":
-        steps.append(f"response {pre.response}" + (f" (pre_filt {list(pre.pre_filt)} Hz, water level "
-                                                    f"{pre.water_level} dB)" if pre.response in _OUTPUT else ""))
-    if pre.filter is not None:
-        opts = pre.filter_options
-        steps.append(f"{opts['type']} " + json.dumps({k: v for k, v in opts.items() if k != 'type'}))
-    if pre.sampling_rate is not None:
-        steps.append(f"resample to {pre.sampling_rate:g} Hz")
-    return (f"preprocess: {'; '.join(steps)}; pad {pre.pad_s:g} s each side of a block "
+    return (f"preprocess: {steps_text(pre.record())}; pad {pre.pad_s:g} s each side of a block "
             f"(samples within {pre.pad_s:g} s of a data edge count as not recorded)")

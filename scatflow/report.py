@@ -12,6 +12,7 @@ import os
 import numpy as np
 
 from .ledger import CHANGED, COMPLETE, FAILED, MISSING, NO_DATA, PENDING, consecutive
+from .preprocess import steps_text
 from .reader import StationGroup, StoreReader, missing_blocks
 
 #: Largest number of order_1 values read at once for the NaN fraction (bounded memory).
@@ -59,17 +60,7 @@ def _design_lines(design: dict) -> list[str]:
         lines.append(", ".join(bits))
     pre = design.get("preprocess")
     if pre:
-        steps = []
-        if pre.get("response", "none") != "none":
-            steps.append(f"response {pre['response']}" + (f" (pre_filt {pre['pre_filt']} Hz, water level "
-                                                          f"{_num(pre['water_level'])} dB)" if pre.get("pre_filt") else ""))
-        if pre.get("filter"):
-            f = pre["filter"]
-            steps.append(f"{f['type']} " + ", ".join(f"{k} {_num(v) if isinstance(v, float) else v}"
-                                                     for k, v in sorted(f.items()) if k != "type"))
-        if pre.get("sampling_rate"):
-            steps.append(f"resampled to {_num(pre['sampling_rate'])} Hz")
-        lines.append(f"preprocess: {'; '.join(steps)}; pad {_num(pre['pad_s'])} s")
+        lines.append(f"preprocess: {steps_text(pre)}; pad {_num(pre['pad_s'])} s")
     return lines
 
 
