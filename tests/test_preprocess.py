@@ -189,9 +189,9 @@ def test_a_bad_inventory_is_one_line_before_anything_runs(tmp_path, capsys):
     assert not (tmp_path / "s.zarr").exists()
 
 
-def test_an_inventory_given_later_adds_coordinates_that_extensions_keep(tmp_path):
-    """A store created without an inventory gets the channel coordinates when a later run gives one,
-    and they stay coordinates when the store grows again (blocks computed in this process)."""
+def in_process_run(tmp_path, store, hours, **pre):
+    """Run ``tmp_path/a.mseed`` into ``store`` over ``hours`` from T0 (blocks of 30 min, a small
+    network, ``[preprocess]`` = ``pre``), every block computed in this process; the station's group."""
     import xarray as xr
 
     from scatflow.blocks import run_block
@@ -199,28 +199,49 @@ def test_an_inventory_given_later_adds_coordinates_that_extensions_keep(tmp_path
     from scatflow.plan import make_plan
     from scatflow.run import prepare_store
     from scatflow.store import Store
-    from scatflow.synthetic import write_inventory
 
-    tr = record(50.0, 3 * 3600)
+    cfg = parse_config({"input": {"paths": [str(tmp_path / "a.mseed")], "start": str(T0)[:19],
+                                  "end": str(T0 + hours * 3600)[:19]},
+                        "network": {"layers": [{"octaves": 3, "resolution": 1, "quality": 1}]},
+                        "output": {"store": str(store), "block_s": 1800.0, "dtype": "float64"}, "preprocess": pre})
+    st = Store(cfg.output["store"])
+    plan = make_plan(cfg, st)
+    st.open_or_create(plan.design.record())
+    prepare_store(plan, st)
+    assert all(run_block(t).ok for t in plan.block_tasks())
+    return xr.open_zarr(store, group="XX.A.", consolidated=False).load()
+
+
+def write_record(tmp_path, hours=3):
+    tr = record(50.0, hours * 3600)
     tr.data = tr.data.astype(np.int32)
     tr.write(str(tmp_path / "a.mseed"), format="MSEED")
+
+
+def test_a_partial_last_block_already_holds_its_final_values(tmp_path):
+    """With preprocessing a block processes its whole chunk's samples even while it is partial, so the
+    windows it holds are bitwise those it will hold once complete (the data being the same)."""
+    write_record(tmp_path)
+    pre = {"filter": {"type": "highpass", "freq": 1.0, "corners": 4, "zerophase": True}}
+    partial = in_process_run(tmp_path, tmp_path / "p.zarr", 0.75, **pre)  # block 1 holds 44 of 90 windows
+    full = in_process_run(tmp_path, tmp_path / "f.zarr", 2, **pre)
+    n = partial.sizes["time"]
+    assert n == 134 and np.isfinite(partial["order_1"].values[1:]).all()  # window 0: within the pad of the start
+    for name in ("order_1", "coverage"):
+        assert partial[name].values.tobytes() == full[name].values[:n].tobytes(), name
+
+
+def test_an_inventory_given_later_adds_coordinates_that_extensions_keep(tmp_path):
+    """A store created without an inventory gets the channel coordinates when a later run gives one,
+    and they stay coordinates when the store grows again (blocks computed in this process)."""
+    from scatflow.synthetic import write_inventory
+
+    write_record(tmp_path)
     write_inventory(tmp_path / "st.xml", {"XX.A.": {"sampling_rate": 50.0, "channels": [ID]}})
-
-    def run(hours, **pre):
-        cfg = parse_config({"input": {"paths": [str(tmp_path / "a.mseed")], "start": str(T0)[:19],
-                                      "end": str(T0 + hours * 3600)[:19]},
-                            "network": {"layers": [{"octaves": 3, "resolution": 1, "quality": 1}]},
-                            "output": {"store": str(tmp_path / "s.zarr"), "block_s": 1800.0}, "preprocess": pre})
-        store = Store(cfg.output["store"])
-        plan = make_plan(cfg, store)
-        store.open_or_create(plan.design.record())
-        prepare_store(plan, store)
-        assert all(run_block(t).ok for t in plan.block_tasks())
-        return xr.open_zarr(tmp_path / "s.zarr", group="XX.A.", consolidated=False)
-
-    assert "latitude" not in run(1).coords
-    ds = run(2, inventory=[str(tmp_path / "st.xml")])
+    store = tmp_path / "s.zarr"
+    assert "latitude" not in in_process_run(tmp_path, store, 1).coords
+    ds = in_process_run(tmp_path, store, 2, inventory=[str(tmp_path / "st.xml")])
     assert float(ds["latitude"][0]) == 0.0 and ds["latitude"].attrs["units"] == "degrees_north"
     assert ds.sizes["time"] == 359 and ds["order_1"].attrs.get("units") is None  # attributes stay as created
-    ds = run(3)
+    ds = in_process_run(tmp_path, store, 3)
     assert {"latitude", "longitude", "elevation", "depth"} <= set(ds.coords) and ds.sizes["time"] == 539
