@@ -115,3 +115,37 @@ def run_tree(cmd: list[str], interval: float = 0.1, **kwargs) -> TreeRun:
     if proc.returncode:
         raise RuntimeError(f"{cmd} failed ({proc.returncode}):\n{out}")
     return TreeRun(elapsed, peak, by_pid, proc.pid, out)
+
+
+def environment() -> str:
+    """One line naming what the figures depend on: processor, NumPy and SciPy, NumPy's SIMD level.
+
+    NumPy selects its median (``partition``) with AVX2 or AVX-512 code from
+    2.0 on; without them it runs a scalar select several times slower,
+    which is then the kernel's largest stage (see docs/architecture.md).
+    """
+    import platform
+
+    import numpy as np
+    import scipy
+
+    cpu = platform.processor() or "unknown processor"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    try:
+        from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+    except ImportError:  # NumPy 1.x
+        from numpy.core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+    used = [t for t in __cpu_dispatch__ if __cpu_features__.get(t)]
+    # Dispatch targets turned off by NPY_DISABLE_CPU_FEATURES read False here.
+    vector_targets = {"AVX2", "X86_V3", "AVX512_SKX", "X86_V4", "AVX512_ICL", "AVX512_SPR"}
+    simd_select = int(np.__version__.split(".")[0]) >= 2 and bool(vector_targets & set(used))
+    off = os.environ.get("NPY_DISABLE_CPU_FEATURES", "").strip()
+    return (
+        f"{cpu}, {os.cpu_count()} CPUs; numpy {np.__version__} (SIMD in use: {' '.join(used) or 'baseline only'}"
+        f"{'; disabled: ' + off if off else ''}), scipy {scipy.__version__}; "
+        f"median selection {'vectorised' if simd_select else 'SCALAR (slow: see docs/architecture.md)'}"
+    )

@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import median, run_tree  # noqa: E402
+from _util import environment, median, run_tree  # noqa: E402
 
 REFERENCE = """
 import sys, numpy as np, obspy, scatseisnet
@@ -64,6 +64,7 @@ def main(argv=None) -> None:
     parser.add_argument("--workdir", default="/tmp/scatflow-day-bench")
     parser.add_argument("--preprocess", action="store_true", help="also time runs with [preprocess] on")
     args = parser.parse_args(argv)
+    print(environment(), flush=True)
 
     work = Path(args.workdir)
     shutil.rmtree(work, ignore_errors=True)

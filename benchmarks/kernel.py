@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import measure, median  # noqa: E402
+from _util import environment, measure, median  # noqa: E402
 
 LAYERS = [
     {"octaves": 6, "resolution": 4, "quality": 2},
@@ -63,6 +63,7 @@ def main(argv=None) -> None:
 
     import scatflow
 
+    print(environment(), flush=True)
     rng = np.random.default_rng(42)
     x = rng.standard_normal((args.windows, 3, BINS))
     runs = {}
