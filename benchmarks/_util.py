@@ -126,8 +126,7 @@ def environment() -> str:
     """
     import platform
 
-    import numpy as np
-    import scipy
+    from scatflow.kernel import numerics
 
     cpu = platform.processor() or "unknown processor"
     try:
@@ -135,17 +134,12 @@ def environment() -> str:
             cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    try:
-        from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
-    except ImportError:  # NumPy 1.x
-        from numpy.core._multiarray_umath import __cpu_dispatch__, __cpu_features__
-    used = [t for t in __cpu_dispatch__ if __cpu_features__.get(t)]
-    # Dispatch targets turned off by NPY_DISABLE_CPU_FEATURES read False here.
-    vector_targets = {"AVX2", "X86_V3", "AVX512_SKX", "X86_V4", "AVX512_ICL", "AVX512_SPR"}
-    simd_select = int(np.__version__.split(".")[0]) >= 2 and bool(vector_targets & set(used))
+    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+
+    used = " ".join(t for t in __cpu_dispatch__ if __cpu_features__.get(t)) or "baseline only"
     off = os.environ.get("NPY_DISABLE_CPU_FEATURES", "").strip()
-    return (
-        f"{cpu}, {os.cpu_count()} CPUs; numpy {np.__version__} (SIMD in use: {' '.join(used) or 'baseline only'}"
-        f"{'; disabled: ' + off if off else ''}), scipy {scipy.__version__}; "
-        f"median selection {'vectorised' if simd_select else 'SCALAR (slow: see docs/architecture.md)'}"
-    )
+    line = numerics()
+    select = ("vectorised" if line.endswith("x86-64 AVX2") else
+              "SCALAR (slow: see docs/architecture.md)" if line.endswith("x86-64 baseline") else "not classified")
+    return (f"{cpu}, {os.cpu_count()} CPUs; {line} (NumPy SIMD targets in use: {used}"
+            f"{'; disabled: ' + off if off else ''}); median selection {select}")

@@ -22,7 +22,7 @@ import traceback
 import numpy as np
 from obspy import UTCDateTime
 
-from . import dataset, windows
+from . import dataset, kernel, windows
 from .errors import ConfigError, InputError, StoreError
 from .grid import Blocks, Grid
 from .network import ScatteringNetwork
@@ -131,6 +131,9 @@ class BlockResult:
         The store cannot take more writes: the run stops.
     worker : str
         ``host:pid[:job=ID]`` of the worker (provenance).
+    stack : str
+        The software the worker computed with, as far as the coefficients'
+        bits depend on it (:func:`software_stack`).
     seconds : float
     traceback : str
         For unexpected errors only.
@@ -145,6 +148,7 @@ class BlockResult:
     no_data: str = ""
     fatal: bool = False
     worker: str = ""
+    stack: str = ""
     seconds: float = 0.0
     traceback: str = ""
 
@@ -231,6 +235,7 @@ def run_block(task: BlockTask) -> BlockResult:
     try:
         _compute_and_write(task, store, result, files)
         result.worker = _worker_identity()
+        result.stack = software_stack()
     except (InputError, ConfigError, StoreError, OSError, ValueError) as exc:
         result.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if not result.fatal:
@@ -294,6 +299,22 @@ def _samples(stream, task: BlockTask, files: list) -> windows.Aligned:
     n = grid.nsamp(k0, k1)
     full.data, full.recorded = full.data[:, :n], full.recorded[:, :n]
     return full
+
+
+@functools.lru_cache(maxsize=1)
+def software_stack() -> str:
+    """What a block's bits depend on besides its inputs: scatflow, ObsPy and the kernel's numerics.
+
+    Returns
+    -------
+    str
+        E.g. ``"scatflow 0.2.0, obspy 1.5.1, numpy 2.4.6, scipy 1.17.1, x86-64 AVX2"``.
+    """
+    import obspy
+
+    from . import __version__
+
+    return f"scatflow {__version__}, obspy {obspy.__version__}, {kernel.numerics()}"
 
 
 def _worker_identity() -> str:

@@ -85,6 +85,27 @@ def _run_line(runs: list) -> str:
     return f"{len(runs)}, last {when}{status}{detail}"
 
 
+def _stack_lines(runs: list) -> list[str]:
+    """The software the recorded runs computed blocks with; a warning when there was more than one.
+
+    Coefficients are bit-for-bit reproducible only under one stack (see
+    :func:`scatflow.blocks.software_stack`), so a store whose blocks came from
+    several is no longer equal to one fresh run in its last bits.
+    """
+    seen: dict[str, list[int]] = {}
+    for i, run in enumerate(runs, 1):
+        for stack in run.get("stacks") or []:
+            seen.setdefault(stack, []).append(i)
+    if len(seen) <= 1:
+        return [f"computed:   with {stack}" for stack in seen]
+    lines = [f"computed:   with {len(seen)} software stacks: blocks from different ones may differ "
+             "in their last bits"]
+    for stack, ids in seen.items():
+        which = f"run {ids[0]}" if len(ids) == 1 else f"runs {ids[0]}-{ids[-1]}"
+        lines.append(f"            {stack} ({which} of {len(runs)})")
+    return lines
+
+
 def _block_span(st: StationGroup, b: int) -> str:
     a, e = st.blocks.range(b)
     t0, t1 = st.span(a, e)
@@ -222,6 +243,7 @@ def store_report(path) -> str:
     for i, line in enumerate(_design_lines(meta.get("design") or {})):
         lines.append(("design:     " if i == 0 else "            ") + line)
     lines.append(f"runs:       {_run_line(meta.get('runs') or [])}")
+    lines.extend(_stack_lines(meta.get("runs") or []))
     groups = reader.stations
     lines.append(f"stations:   {len(groups)}" + (f" ({', '.join(groups)})" if groups else ""))
     for name in reader.analysis_names():

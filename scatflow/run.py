@@ -75,6 +75,7 @@ class Summary:
             "skipped": [{"station": k, "reason": w} for k, w in self.skipped],
             "refused": [{"station": k, "reason": w} for k, w in self.refused],
             "workers": sorted({r.worker for r in self.done if r.worker}),
+            "stacks": sorted({r.stack for r in self.done if r.stack}),
             "seconds": round(self.seconds, 3),
         }
 

@@ -280,3 +280,24 @@ def test_coefficients_are_the_same_bits_with_and_without_avx512(tmp_path):
     assert sorted(native.files) == sorted(avx2.files)
     differ = [k for k in native.files if native[k].tobytes() != avx2[k].tobytes()]
     assert not differ, f"bits differ with AVX-512 off: {differ}"
+
+
+def test_numerics_names_the_code_path_that_sets_the_bits():
+    """AVX2 and AVX-512 share a line (same bits); NumPy without AVX2 gets another."""
+    import os
+    import platform
+    import subprocess
+    import sys
+
+    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        pytest.skip("the code-path classes are named for x86 processors")
+    line = kernel.numerics()
+    assert line.startswith(f"numpy {np.__version__}, scipy ")
+    has_avx2 = bool(__cpu_features__.get("AVX2"))
+    assert line.endswith("x86-64 AVX2" if has_avx2 else "x86-64 baseline"), line
+    env = dict(os.environ, NPY_DISABLE_CPU_FEATURES=" ".join(__cpu_dispatch__))
+    child = subprocess.run([sys.executable, "-c", "from scatflow import kernel; print(kernel.numerics())"],
+                           env=env, check=True, capture_output=True, text=True).stdout.strip()
+    assert child == line.rsplit(", ", 1)[0] + ", x86-64 baseline"

@@ -70,6 +70,29 @@ def test_info_names_station_channels_windows_blocks(store, capsys):
 
 
 @pytest.mark.slow
+def test_info_names_the_software_stack_and_warns_when_runs_differ(store_copy, capsys):
+    """Blocks are bitwise reproducible under one software stack only: info says which, and when there were two."""
+    from scatflow.blocks import software_stack
+    from scatflow.store import Store
+
+    st = Store(str(store_copy))
+    runs = st.root_attrs()["runs"]
+    stack = software_stack()
+    assert runs[-1]["stacks"] == [stack]  # the local workers report the driver's own stack
+    assert main(["info", str(store_copy)]) == 0
+    assert f"computed:   with {stack}\n" in capsys.readouterr().out
+    # A later run whose workers ran elsewhere (another NumPy, or a node without AVX2).
+    other = stack.replace("numpy ", "numpy 0.") + " (another node)"
+    st.update_root(runs=runs + [dict(runs[-1], stacks=[other, stack])])
+    st.consolidate()
+    assert main(["info", str(store_copy)]) == 0
+    out = capsys.readouterr().out
+    assert "computed:   with 2 software stacks: blocks from different ones may differ in their last bits" in out
+    assert f"            {stack} (runs 1-2 of 2)" in out
+    assert f"            {other} (run 2 of 2)" in out
+
+
+@pytest.mark.slow
 def test_deleted_chunks_reported_as_data_missing(store_copy, capsys):
     assert missing_blocks(store_copy, GROUP) == []
     group_dir = store_copy / GROUP

@@ -54,7 +54,7 @@ from .numpy_backend import BACKEND as NUMPY
 from .threads import default_threads, run_batches
 
 __all__ = [
-    "Backend", "NUMPY", "check_taper", "check_windows", "complex_dtype", "default_threads",
+    "Backend", "NUMPY", "check_taper", "check_windows", "complex_dtype", "default_threads", "numerics",
     "pool_indices", "reference_indices", "resolve_reduce", "scatter", "taper_window",
 ]
 
@@ -128,3 +128,36 @@ def _pooling(xp: Backend, reduce, bins: int, taper_alpha, depth: int) -> Pooling
     if reduce is None or callable(reduce):
         ordered = [xp.asarray(i, np.intp) for i in reference_indices(bins, taper_alpha, depth)]
     return Pooling(reduce, named, ordered)
+
+
+#: NumPy dispatch targets at or above AVX2 on x86: with any of them the kernel's bits are those of AVX2.
+_X86_AVX2 = {"AVX2", "X86_V3", "AVX512_SKX", "X86_V4", "AVX512_ICL", "AVX512_SPR"}
+
+
+def numerics() -> str:
+    """What the kernel's output bits depend on besides its inputs, as one line.
+
+    The NumPy and SciPy versions, and the class of NumPy's run-time SIMD code:
+    on x86, ``x86-64 AVX2`` covers AVX2 and AVX-512 (they give the same bits;
+    see :func:`scatflow.bank.morlet`), ``x86-64 baseline`` a processor or
+    NumPy without AVX2 (complex products and moduli round differently). Two
+    blocks computed under the same line hold the same bits for the same input.
+
+    Returns
+    -------
+    str
+        E.g. ``"numpy 2.4.6, scipy 1.17.1, x86-64 AVX2"``.
+    """
+    import platform
+
+    import scipy
+
+    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+    # Targets turned off (NPY_DISABLE_CPU_FEATURES) read False here, as NumPy then skips them.
+    used = [t for t in __cpu_dispatch__ if __cpu_features__.get(t)]
+    machine = platform.machine().lower()
+    if machine in ("x86_64", "amd64", "i686", "x86"):
+        simd = "x86-64 AVX2" if _X86_AVX2 & set(used) else "x86-64 baseline"
+    else:
+        simd = f"{machine} {used[-1] if used else 'baseline'}"
+    return f"numpy {np.__version__}, scipy {scipy.__version__}, {simd}"
