@@ -163,3 +163,42 @@ def slurm_up() -> bool:
     if out.returncode != 0:
         return False
     return not USABLE_SLURM_STATES.isdisjoint(out.stdout.split())
+
+
+_CHILD_PRELUDE = """
+import sys
+import numpy as np
+from numpy._core._multiarray_umath import __cpu_features__
+disabled = sys.argv[2].split()
+assert not any(__cpu_features__.get(t) for t in disabled), "NPY_DISABLE_CPU_FEATURES had no effect"
+OUT = {}
+"""
+
+
+def bits_differing_without_avx512(tmp_path: Path, code: str) -> list[str]:
+    """Run ``code`` in two child processes, NumPy's AVX-512 code on and off; the keys whose bytes differ.
+
+    ``code`` fills the dict ``OUT`` with arrays (the tests directory is on its
+    path). Skips the calling test on a processor without AVX-512, where there
+    is no second code path to compare.
+    """
+    import os
+    import sys
+
+    import pytest
+    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+
+    avx512 = [t for t in __cpu_dispatch__ if "512" in t or t == "X86_V4"]
+    if not any(__cpu_features__.get(t) for t in avx512):
+        pytest.skip("this processor has no AVX-512: there is no second code path to compare")
+    script = _CHILD_PRELUDE + f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n" + code + \
+        "\nnp.savez(sys.argv[1], **OUT)\n"
+    results = []
+    for label, disabled in (("native", ""), ("avx2", " ".join(avx512))):
+        path = tmp_path / f"{label}.npz"
+        env = dict(os.environ, NPY_DISABLE_CPU_FEATURES=disabled)
+        subprocess.run([sys.executable, "-c", script, str(path), disabled], env=env, check=True)
+        results.append(np.load(path))
+    native, avx2 = results
+    assert sorted(native.files) == sorted(avx2.files) and native.files
+    return [k for k in native.files if native[k].tobytes() != avx2[k].tobytes()]

@@ -230,26 +230,19 @@ def test_group_bytes_is_the_backend_default():
 
 
 # -- the same bits on every processor ---------------------------------------------
-_CHILD = """
-import sys
-import numpy as np
-from numpy._core._multiarray_umath import __cpu_features__
+_TRANSFORMS = """
 import scatflow
-
-disabled = sys.argv[2].split()
-assert not any(__cpu_features__.get(t) for t in disabled), "NPY_DISABLE_CPU_FEATURES had no effect"
 net = scatflow.ScatteringNetwork({"octaves": 4, "resolution": 4, "quality": 2},
                                  {"octaves": 4, "resolution": 1, "quality": 2},
                                  bins=256, sampling_rate=50.0)
 x = np.random.default_rng(5).standard_normal((6, 2, 256))
-out = {f"bank{i}": b.spectra for i, b in enumerate(net.banks)}
+OUT.update({f"bank{i}": b.spectra for i, b in enumerate(net.banks)})
 for dtype in (np.float64, np.float32):
     for how in ("median", "max", "mean"):
         for taper in (None, 0.2):
             s1, s2 = net.transform(x, reduce_type=how, taper_alpha=taper, dtype=dtype, threads=1)
             key = f"{np.dtype(dtype).name}-{how}-{taper}"
-            out[key + "-1"], out[key + "-2"] = s1, s2
-np.savez(sys.argv[1], **out)
+            OUT[key + "-1"], OUT[key + "-2"] = s1, s2
 """
 
 
@@ -258,27 +251,11 @@ def test_coefficients_are_the_same_bits_with_and_without_avx512(tmp_path):
 
     NumPy picks processor-specific code at run time; its AVX-512 real ``exp``
     differs in the last bits from its AVX2 one, which once made the wavelet
-    bank, and so every coefficient, depend on the node. The child processes
-    run the same transforms with NumPy's AVX-512 code turned off and on.
+    bank, and so every coefficient, depend on the node.
     """
-    import os
-    import subprocess
-    import sys
+    from helpers import bits_differing_without_avx512
 
-    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
-
-    avx512 = [t for t in __cpu_dispatch__ if "512" in t or t == "X86_V4"]
-    if not any(__cpu_features__.get(t) for t in avx512):
-        pytest.skip("this processor has no AVX-512: there is no second code path to compare")
-    results = {}
-    for label, disabled in (("native", ""), ("avx2", " ".join(avx512))):
-        env = dict(os.environ, NPY_DISABLE_CPU_FEATURES=disabled)
-        path = tmp_path / f"{label}.npz"
-        subprocess.run([sys.executable, "-c", _CHILD, str(path), disabled], env=env, check=True)
-        results[label] = np.load(path)
-    native, avx2 = results["native"], results["avx2"]
-    assert sorted(native.files) == sorted(avx2.files)
-    differ = [k for k in native.files if native[k].tobytes() != avx2[k].tobytes()]
+    differ = bits_differing_without_avx512(tmp_path, _TRANSFORMS)
     assert not differ, f"bits differ with AVX-512 off: {differ}"
 
 

@@ -65,6 +65,29 @@ def test_settings_are_validated_with_the_key_named():
         assert msg.startswith("run.toml: ") and "\n" not in msg
 
 
+_PROCESS = """
+import obspy
+from scatflow.preprocess import process
+from scatflow.synthetic import station_inventory
+from test_preprocess import ID, T0, preprocess, record
+
+for raw in (100.0, 40.0, 20.0):
+    tr = record(raw, 2 * 3600)
+    pre = preprocess(pre_filt=(0.2, 0.5, 0.4 * raw, 0.475 * raw))
+    got = process(obspy.Stream([tr]), [ID], T0.ns, T0.ns + 1800 * 10**9, 1800 * 50, 50.0, pre,
+                  station_inventory([(ID, raw)]))
+    OUT[f"{raw:g} Hz"] = got.data
+"""
+
+
+def test_preprocessing_is_the_same_bits_with_and_without_avx512(tmp_path):
+    """Response removal, filter and resampling give the same samples on AVX-512 and AVX2 nodes."""
+    from helpers import bits_differing_without_avx512
+
+    differ = bits_differing_without_avx512(tmp_path, _PROCESS)
+    assert not differ, f"preprocessed samples differ with AVX-512 off: {differ}"
+
+
 def test_resampling_ratios_and_the_bound():
     assert ratio(20.0, 50.0, ID) == (5, 2)
     assert ratio(100.0, 50.0, ID) == (1, 2)
