@@ -396,19 +396,42 @@ def process(stream, channels: list[str], origin_ns: int, start_ns: int, nsamp: i
         Samples and the recorded mask (False within ``pad`` of a data edge).
     """
     out = Aligned(np.zeros((len(channels), nsamp)), np.zeros((len(channels), nsamp), dtype=bool))
-    o0 = _index(start_ns - origin_ns, rate)
+    target = _Target(origin_ns, start_ns, nsamp, rate, _index(start_ns - origin_ns, rate))
     for row, seed_id in enumerate(channels):
         traces = [tr for tr in stream if tr.id == seed_id and tr.stats.npts]
-        filled = np.zeros(nsamp, dtype=bool)
+        channel = _Channel(seed_id, out, row, np.zeros(nsamp, dtype=bool))
         for raw in sorted({_nominal(tr.stats.sampling_rate, rate) for tr in traces}):
             group = [tr for tr in traces if _nominal(tr.stats.sampling_rate, rate) == raw]
             if pre.sampling_rate is None and not same_rate(raw, rate):
                 out.other_rates += [f"{seed_id}: {raw:g} Hz from {tr.stats.starttime}" for tr in group[:1]]
                 continue
             up, down = (1, 1) if same_rate(raw, rate) else ratio(raw, rate, seed_id)
-            _process_rate(group, seed_id, raw, up, down, origin_ns, start_ns, nsamp, o0, rate, pre, inv,
-                          out, row, filled)
+            _process_rate(group, raw, up, down, target, channel, pre, inv)
     return out
+
+
+@dataclasses.dataclass(frozen=True)
+class _Target:
+    """The output lattice of one :func:`process` call: ``start_ns + i / rate``, ``i < nsamp``.
+
+    ``o0`` is the index of ``start_ns`` on the lattice anchored at ``origin_ns``.
+    """
+
+    origin_ns: int
+    start_ns: int
+    nsamp: int
+    rate: float
+    o0: int
+
+
+@dataclasses.dataclass(frozen=True)
+class _Channel:
+    """Where one channel's samples go: row ``row`` of ``out``; ``filled`` marks samples a rate has set."""
+
+    seed_id: str
+    out: Aligned
+    row: int
+    filled: np.ndarray
 
 
 def _nominal(r: float, rate: float) -> float:
@@ -420,9 +443,14 @@ def _index(delta_ns: int, rate: float) -> int:
     return int(round(delta_ns * rate / 1e9))
 
 
-def _process_rate(group, seed_id, raw, up, down, origin_ns, start_ns, nsamp, o0, rate, pre, inv, out, row, filled):
+def _process_rate(group: list, raw: float, up: int, down: int, target: _Target, channel: _Channel,
+                  pre: Preprocess, inv) -> None:
+    """Process a channel's traces at input rate ``raw`` (resampled by ``up / down``) into ``channel``."""
     import obspy
 
+    origin_ns, start_ns, nsamp, rate, o0 = (target.origin_ns, target.start_ns, target.nsamp, target.rate,
+                                            target.o0)
+    seed_id, out, row, filled = channel.seed_id, channel.out, channel.row, channel.filled
     pad = pre.pad_ns
     i_a = math.ceil((start_ns - pad - origin_ns) * raw / 1e9 - 1e-6)
     i_b = math.floor((start_ns + nsamp * 1e9 / rate + pad - origin_ns) * raw / 1e9 + 1e-6)
