@@ -101,8 +101,7 @@ def _stack_lines(runs: list) -> list[str]:
     lines = [f"computed:   with {len(seen)} software stacks: blocks from different ones may differ "
              "in their last bits"]
     for stack, ids in seen.items():
-        which = f"run {ids[0]}" if len(ids) == 1 else f"runs {ids[0]}-{ids[-1]}"
-        lines.append(f"            {stack} ({which} of {len(runs)})")
+        lines.append(f"            {stack} ({'run' if len(ids) == 1 else 'runs'} {_ranges(ids)} of {len(runs)})")
     return lines
 
 

@@ -92,6 +92,15 @@ def test_info_names_the_software_stack_and_warns_when_runs_differ(store_copy, ca
     assert f"            {other} (run 2 of 2)" in out
 
 
+def test_info_names_the_runs_of_each_stack_as_ranges():
+    """Runs on one stack need not be consecutive: 1 and 3 are not "1-3"."""
+    from scatflow.report import _stack_lines
+
+    runs = [{"stacks": ["A"]}, {"stacks": ["B"]}, {"stacks": ["A"]}, {"stacks": ["A", "B"]}, {}]
+    assert _stack_lines(runs)[1:] == ["            A (runs 1, 3-4 of 5)", "            B (runs 2, 4 of 5)"]
+    assert _stack_lines(runs[:1]) == ["computed:   with A"] and _stack_lines([{}]) == []
+
+
 @pytest.mark.slow
 def test_deleted_chunks_reported_as_data_missing(store_copy, capsys):
     assert missing_blocks(store_copy, GROUP) == []
