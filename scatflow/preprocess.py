@@ -396,7 +396,7 @@ def process(stream, channels: list[str], origin_ns: int, start_ns: int, nsamp: i
         Samples and the recorded mask (False within ``pad`` of a data edge).
     """
     out = Aligned(np.zeros((len(channels), nsamp)), np.zeros((len(channels), nsamp), dtype=bool))
-    target = _Target(origin_ns, start_ns, nsamp, rate, _index(start_ns - origin_ns, rate))
+    target = _Target(origin_ns, start_ns, nsamp, rate)
     for row, seed_id in enumerate(channels):
         traces = [tr for tr in stream if tr.id == seed_id and tr.stats.npts]
         channel = _Channel(seed_id, out, row, np.zeros(nsamp, dtype=bool))
@@ -412,16 +412,17 @@ def process(stream, channels: list[str], origin_ns: int, start_ns: int, nsamp: i
 
 @dataclasses.dataclass(frozen=True)
 class _Target:
-    """The output lattice of one :func:`process` call: ``start_ns + i / rate``, ``i < nsamp``.
-
-    ``o0`` is the index of ``start_ns`` on the lattice anchored at ``origin_ns``.
-    """
+    """The output lattice of one :func:`process` call: ``start_ns + i / rate``, ``i < nsamp``."""
 
     origin_ns: int
     start_ns: int
     nsamp: int
     rate: float
-    o0: int
+
+    @property
+    def o0(self) -> int:
+        """The index of ``start_ns`` on the lattice anchored at ``origin_ns``."""
+        return _index(self.start_ns - self.origin_ns, self.rate)
 
 
 @dataclasses.dataclass(frozen=True)
