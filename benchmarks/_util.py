@@ -126,7 +126,7 @@ def environment() -> str:
     """
     import platform
 
-    from scatflow.kernel import numerics
+    from scatflow.kernel import numerics, simd_targets
 
     cpu = platform.processor() or "unknown processor"
     try:
@@ -134,9 +134,7 @@ def environment() -> str:
             cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
-
-    used = " ".join(t for t in __cpu_dispatch__ if __cpu_features__.get(t)) or "baseline only"
+    used = " ".join(simd_targets()) or "baseline only"
     off = os.environ.get("NPY_DISABLE_CPU_FEATURES", "").strip()
     line = numerics()
     select = ("vectorised" if line.endswith("x86-64 AVX2") else

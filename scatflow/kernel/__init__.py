@@ -55,7 +55,7 @@ from .threads import default_threads, run_batches
 
 __all__ = [
     "Backend", "NUMPY", "check_taper", "check_windows", "complex_dtype", "default_threads", "numerics",
-    "pool_indices", "reference_indices", "resolve_reduce", "scatter", "taper_window",
+    "pool_indices", "reference_indices", "resolve_reduce", "scatter", "simd_targets", "taper_window",
 ]
 
 
@@ -152,12 +152,20 @@ def numerics() -> str:
 
     import scipy
 
-    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
-    # Targets turned off (NPY_DISABLE_CPU_FEATURES) read False here, as NumPy then skips them.
-    used = [t for t in __cpu_dispatch__ if __cpu_features__.get(t)]
+    used = simd_targets()
     machine = platform.machine().lower()
     if machine in ("x86_64", "amd64", "i686", "x86"):
         simd = "x86-64 AVX2" if _X86_AVX2 & set(used) else "x86-64 baseline"
     else:
         simd = f"{machine} {used[-1] if used else 'baseline'}"
     return f"numpy {np.__version__}, scipy {scipy.__version__}, {simd}"
+
+
+def simd_targets() -> list[str]:
+    """NumPy's run-time SIMD targets this process uses (e.g. ``["X86_V3", "X86_V4"]``; [] for baseline only).
+
+    Targets turned off with ``NPY_DISABLE_CPU_FEATURES`` are left out, as NumPy then skips them.
+    """
+    from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+
+    return [t for t in __cpu_dispatch__ if __cpu_features__.get(t)]
