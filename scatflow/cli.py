@@ -150,6 +150,16 @@ def _iso(t) -> str:
 
 
 # -- run ------------------------------------------------------------------------------------------
+def _cluster_overrides(kind: str | None, workers: int | None) -> dict:
+    """The ``[cluster]`` keys set by ``--cluster``/``--scheduler`` and ``--workers``."""
+    from .errors import ConfigError
+
+    if workers is not None and workers < 1:
+        # Checked here, not by the config's rule, so the line names the option the user typed.
+        raise ConfigError(f"--workers must be at least 1 (local worker processes), got {workers}")
+    return {"cluster": {k: v for k, v in (("kind", kind), ("workers", workers)) if v is not None}}
+
+
 def cmd_run(args) -> int:
     from . import cluster
     from .config import load_config
@@ -158,12 +168,7 @@ def cmd_run(args) -> int:
 
     if args.cluster and args.scheduler:
         raise ConfigError(f"give --cluster ({args.cluster}) or --scheduler ({args.scheduler}), not both")
-    overrides = {"cluster": {}}
-    if args.cluster or args.scheduler:
-        overrides["cluster"]["kind"] = args.cluster or args.scheduler
-    if args.workers:
-        overrides["cluster"]["workers"] = args.workers
-    cfg = load_config(args.config, overrides)
+    cfg = load_config(args.config, _cluster_overrides(args.cluster or args.scheduler, args.workers))
     log = _log(args.quiet)
     # Store and design are checked before any cluster starts (a job cluster may take minutes).
     from .lock import writer_lock
@@ -220,12 +225,7 @@ def cmd_analyze(args) -> int:
     from .analysis import parse_explore
     from .config import load_config
 
-    overrides = {"cluster": {}}
-    if args.scheduler:
-        overrides["cluster"]["kind"] = args.scheduler
-    if args.workers:
-        overrides["cluster"]["workers"] = args.workers
-    cfg = load_config(args.config, overrides)
+    cfg = load_config(args.config, _cluster_overrides(args.scheduler, args.workers))
     log = _log(args.quiet)
     explore = parse_explore(args.explore) if args.explore else None
     from .analysis import preflight
@@ -350,6 +350,8 @@ def main(argv=None) -> int:
         terminated = isinstance(exc, _Terminated) or isinstance(exc.__context__, _Terminated)
         done = getattr(exc, "done", None)
         kept = "completed blocks are kept" if done is None else f"{done} block(s) completed by this run are kept"
+        if getattr(exc, "abandoned", 0):
+            kept += f" ({exc.abandoned} still in flight were abandoned; any not marked done is computed again)"
         print(f"scatflow: {'terminated' if terminated else 'interrupted'}; {kept}, run again to resume",
               file=sys.stderr)
         return 143 if terminated else 130

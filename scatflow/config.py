@@ -219,7 +219,7 @@ def parse_config(raw: dict, base: Path | None = None, source: str = "config") ->
             else:
                 values[key] = spec.default
         sections[name] = values
-    _check(sections, base, source)
+    _check(sections, base, source, block_given="block_s" in raw.get("output", {}))
     return Config(path=None if base is None else Path(source), **{k: freeze(v) for k, v in sections.items()})
 
 
@@ -246,8 +246,9 @@ def hop_seconds(network: T.Mapping) -> float:
     return network["window_s"] * (1.0 - network["overlap"])
 
 
-def _check(sections: dict, base: Path | None, source: str) -> None:
-    """Validate the sections and resolve their paths, in place, before they are frozen."""
+def _check(sections: dict, base: Path | None, source: str, block_given: bool = True) -> None:
+    """Validate the sections and resolve their paths, in place, before they are frozen
+    (``block_given``: the file sets ``output.block_s`` itself, so a bad block is its fault)."""
 
     def resolve(p: str) -> str:
         q = Path(p).expanduser()
@@ -255,7 +256,7 @@ def _check(sections: dict, base: Path | None, source: str) -> None:
 
     _check_input(sections["input"], resolve, source)
     _check_network(sections["network"], resolve, source)
-    _check_output(sections["output"], hop_seconds(sections["network"]), resolve, source)
+    _check_output(sections["output"], sections["network"], resolve, source, block_given)
     _check_cluster(sections["cluster"], source)
     _check_preprocess(sections["preprocess"], resolve, source)
     _check_analysis(sections["analysis"], source)
@@ -305,15 +306,39 @@ def _check_network(net: dict, resolve, source: str) -> None:
         net["design"] = resolve(net["design"])
 
 
-def _check_output(out: dict, hop: float, resolve, source: str) -> None:
+def _check_output(out: dict, net: dict, resolve, source: str, block_given: bool = True) -> None:
     if out["dtype"] not in ("float32", "float64"):
         raise ConfigError(f"{source}: 'output.dtype' must be float32 or float64, got {out['dtype']!r}")
     out["store"] = resolve(out["store"])
+    hop = hop_seconds(net)
     blocks = out["block_s"] / hop
     if out["block_s"] <= 0 or abs(blocks - round(blocks)) > 1e-9 or round(blocks) < 1:
+        if not block_given and out["block_s"] > 0:
+            # The user chose the window, not the block: name what they wrote.
+            raise ConfigError(
+                f"{source}: 'network.window_s' ({net['window_s']:g} s) with 'network.overlap' ({net['overlap']:g}) "
+                f"gives a hop of {hop:g} s, which does not divide the default 'output.block_s' "
+                f"({out['block_s']:g} s); choose a window whose hop divides it (e.g. {_nearby_windows(net, out['block_s'])}) "
+                f"or set 'output.block_s' to a multiple of the hop")
         raise ConfigError(
             f"{source}: 'output.block_s' ({out['block_s']} s) must be a positive multiple of the hop ({hop} s)"
         )
+
+
+def _nearby_windows(net: dict, block_s: float) -> str:
+    """Two window durations (s) near ``network.window_s`` whose hop divides ``block_s`` (whole
+    hundredths of a second, so they are whole samples at the usual rates)."""
+    keep = 1.0 - net["overlap"]
+    found = []
+    for step in range(1, 100000):
+        for w in (net["window_s"] - step / 100, net["window_s"] + step / 100):
+            w = round(w, 2)
+            per = block_s / (w * keep) if w > 0 else 0
+            if w > 0 and abs(per - round(per)) < 1e-9 and w not in found:
+                found.append(w)
+        if len(found) >= 2:
+            break
+    return " or ".join(f"{w:g} s" for w in sorted(found[:2]))
 
 
 def _check_cluster(clu: dict, source: str) -> None:

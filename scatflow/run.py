@@ -136,7 +136,7 @@ def _metadata(plan: Plan, sp) -> tuple[dict, str | None]:
 
 
 def execute(plan: Plan, cluster: "Cluster", progress: T.Callable[[int, int], None] | None = None,
-            results: list | None = None) -> Summary:
+            results: list | None = None, log: T.Callable[[str], None] = print) -> Summary:
     """Run the plan's tasks on the cluster, a bounded number in flight.
 
     ``results``, when given, receives each :class:`BlockResult` as it comes back
@@ -161,21 +161,31 @@ def execute(plan: Plan, cluster: "Cluster", progress: T.Callable[[int, int], Non
         return client.submit(run_block, task, key=f"{task.name}-{time.monotonic_ns()}", pure=False, retries=0)
 
     # Twice the slots: enough to keep workers busy, small enough to keep the graph tiny.
-    futures = as_completed([submit(t) for t in _take(pending, 2 * slots)], with_results=False)
+    inflight = {submit(t) for t in _take(pending, 2 * slots)}
+    futures = as_completed(list(inflight), with_results=False)
     if progress:
         progress(0, len(tasks))
     fatal = None
-    for fut in futures:
-        res = fut.result()
-        results.append(res)
-        fut.release()
-        if res.fatal and fatal is None:
-            fatal = res.error  # stop feeding tasks; those in flight finish or fail alike
-        if fatal is None:
-            for t in _take(pending, 1):
-                futures.add(submit(t))
-        if progress:
-            progress(len(results), len(tasks))
+    try:
+        for fut in futures:
+            res = fut.result()
+            inflight.discard(fut)
+            results.append(res)
+            fut.release()
+            if res.fatal and fatal is None:
+                fatal = res.error  # stop feeding tasks; those in flight finish or fail alike
+            if fatal is None:
+                for t in _take(pending, 1):
+                    new = submit(t)
+                    inflight.add(new)
+                    futures.add(new)
+            if progress:
+                progress(len(results), len(tasks))
+    except KeyboardInterrupt as stop:
+        # Blocks already running would finish and mark themselves done after the count:
+        # let them, for a while, so the count the user reads is what the store holds.
+        stop.abandoned = _settle(inflight, results, log)
+        raise
     if fatal is not None:
         done = sum(1 for r in results if r.ok)
         raise StoreError(
@@ -183,6 +193,33 @@ def execute(plan: Plan, cluster: "Cluster", progress: T.Callable[[int, int], Non
             f"{done} block(s) completed this run are kept and marked, {len(tasks) - done} not done"
         )
     return _summary(plan, results, time.perf_counter() - t0)
+
+
+#: Seconds a stopped run waits for the blocks in flight (a batch system's SIGTERM usually
+#: leaves 30 s or more before its SIGKILL); a second Ctrl-C or SIGTERM stops the wait.
+STOP_GRACE_S = 20.0
+
+
+def _settle(inflight: set, results: list, log: T.Callable[[str], None]) -> int:
+    """After Ctrl-C or SIGTERM: wait up to :data:`STOP_GRACE_S` seconds for the tasks in flight,
+    append their results to ``results``, cancel the rest and return how many were cancelled."""
+    from distributed import wait
+
+    if inflight:
+        log(f"stopping: waiting up to {STOP_GRACE_S:g} s for {len(inflight)} block(s) in flight "
+            "(Ctrl-C again to stop now)")
+        try:
+            wait(list(inflight), timeout=STOP_GRACE_S)
+        except (KeyboardInterrupt, TimeoutError):
+            pass
+    left = 0
+    for fut in inflight:
+        if fut.status == "finished":
+            results.append(fut.result())
+        else:
+            left += 1  # queued, running, or lost with its worker: not marked done unless it finished
+            fut.cancel()
+    return left
 
 
 def _take(it, n: int) -> list:
@@ -247,23 +284,24 @@ def run(cfg: Config, cluster: "Cluster", overwrite: bool = False, progress=None,
     try:
         # A local cluster starts its workers while the driver plans: wait for them only now.
         cluster.wait_ready()
-        summary = execute(plan, cluster, progress, results)
-    except KeyboardInterrupt:
+        summary = execute(plan, cluster, progress, results, log)
+    except KeyboardInterrupt as stop:
         # Ctrl-C or SIGTERM: what is done is kept and marked; record it and leave a store that
         # default opens read (consolidated again), then let the caller say so in one line.
         partial = _summary(plan, results, 0.0)
         _record(store, dict(partial.record(started), interrupted=True))
-        raise Interrupted(len(partial.done)) from None
+        raise Interrupted(len(partial.done), getattr(stop, "abandoned", 0)) from None
     _record(store, summary.record(started))
     return summary
 
 
 class Interrupted(KeyboardInterrupt):
-    """A run stopped by Ctrl-C or SIGTERM; ``done`` blocks of it are kept."""
+    """A run stopped by Ctrl-C or SIGTERM; ``done`` blocks of it are kept, ``abandoned`` were
+    still in flight when the driver stopped waiting (each is done only if it marked itself)."""
 
-    def __init__(self, done: int):
+    def __init__(self, done: int, abandoned: int = 0):
         super().__init__(done)
-        self.done = done
+        self.done, self.abandoned = done, abandoned
 
 
 def _summary(plan: Plan, results: list[BlockResult], seconds: float) -> Summary:

@@ -92,6 +92,27 @@ def test_window_not_whole_samples(tmp_path, data_dir, capsys):
     assert "network.window_s" in line and "whole number of samples at 20.0 Hz" in line
 
 
+def test_a_window_whose_hop_misses_the_default_block_names_the_window(tmp_path, data_dir, capsys):
+    """10.03 s windows (hop 5.015 s) do not fit the default 6 h block: the user wrote the window,
+    not the block, so the line names the window and offers windows that fit."""
+    cfg = write_config(tmp_path / "run.toml", **dict(RUN, window_s=10.03))
+    line = one_line_error(capsys, cfg, "'network.window_s' (10.03 s)", "hop of 5.015 s",
+                          "default 'output.block_s' (21600 s)")
+    offered = [float(w) for w in line.split("(e.g. ")[1].split(")")[0].replace(" s", "").split(" or ")]
+    assert offered and all((21600 / (w / 2)) % 1 == 0 for w in offered), line
+    # A block the user set is the user's to fix.
+    cfg = write_config(tmp_path / "run.toml", block_s=3600.0, **dict(RUN, window_s=10.03))
+    assert "'output.block_s' (3600.0 s) must be a positive multiple" in one_line_error(capsys, cfg)
+
+
+@pytest.mark.parametrize("verb", ["run", "analyze"])
+@pytest.mark.parametrize("workers", ["0", "-2"])
+def test_workers_below_one_is_one_line_naming_the_option(tmp_path, data_dir, capsys, verb, workers):
+    cfg = write_config(tmp_path / "run.toml", **RUN)
+    one_line_error(capsys, [verb, str(cfg), "--workers", workers, "--quiet"], "--workers must be at least 1", f"got {workers}")
+    assert not (tmp_path / "out.zarr").exists()
+
+
 @pytest.mark.parametrize(
     "edit, key",
     [

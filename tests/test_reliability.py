@@ -137,6 +137,9 @@ def test_clean_stop_keeps_blocks_records_the_run_and_says_one_line(sds_archive, 
         assert "consolidated_metadata" in json.load(fh)
     last = zarr.open_group(str(store), mode="r", use_consolidated=False).attrs["scatflow"]["runs"][-1]
     assert last["interrupted"] is True and f"{last['blocks_done']} block(s) completed" in lines[0]
+    # The count is what the store holds once the run has stopped: blocks in flight at the signal
+    # that finish after it are counted too (the store was new, so every done block is this run's).
+    assert last["blocks_done"] == sum(done_blocks(store, g) for g in GROUPS), (lines[0], last)
     assert_done_blocks_correct(store, reference)
     assert main(["run", str(cfg), "--quiet"]) == 0
     assert_same_store(store, reference, groups=GROUPS)
