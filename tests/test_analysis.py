@@ -10,7 +10,8 @@ import sys
 import numpy as np
 import pytest
 import xarray as xr
-from helpers import SMALL_LAYERS, one_line_error
+import zarr
+from helpers import SMALL_LAYERS, one_line_error, run_in_process
 
 from scatflow import cluster as clustermod
 from scatflow.analysis import Model, analyze, log_features, sample_indices
@@ -180,7 +181,9 @@ def test_grown_store_labels_only_new_windows_with_the_stored_model(tmp_path):
     small = make_store(tmp_path / "small.zarr", n=500).path
     big = make_store(tmp_path / "big.zarr", n=N).path  # the same first 500 windows, then more
     analyze(cfg_of(small, sample=10000), log=lambda m: None)
-    shutil.copytree(f"{small}/analysis", f"{big}/analysis")  # big is small after it grew
+    shutil.copytree(f"{small}/analysis", f"{big}/analysis")  # big is small after it grew:
+    for key in STATIONS:  # its first five blocks are small's, written then (the sixth was partial)
+        zarr.open_group(big, path=key, mode="r+")["block_stamp"][:5] = zarr.open_group(small, path=key)["block_stamp"][:5]
     before = {k: StoreReader(big).analysis("ica", k).load() for k in STATIONS}
     model_before = StoreReader(big).analysis("ica").load()
     summary = analyze(cfg_of(big, sample=10000), log=lambda m: None)
@@ -194,7 +197,8 @@ def test_grown_store_labels_only_new_windows_with_the_stored_model(tmp_path):
         after = StoreReader(big).analysis("ica", key).load()
         assert after.sizes["time"] == N
         # Chunks before the old end are untouched (the partial one held other data in the small store).
-        xr.testing.assert_identical(after.isel(time=slice(0, 450)), before[key].isel(time=slice(0, 450)))
+        xr.testing.assert_identical(after.isel(time=slice(0, 450)).drop_dims("block"),
+                                    before[key].isel(time=slice(0, 450)).drop_dims("block"))
         ref = m.apply(raw_features(big, key, m))
         np.testing.assert_array_equal(after.cluster.values, ref[:, -2].astype(int))
     # Nothing new: nothing labelled, except the partial last chunk (N = 10 x 90: none).
@@ -307,9 +311,7 @@ def test_a_run_still_plans_and_writes_a_store_with_an_analysis(tmp_path):
     """The planner and a block task see stations only; the analysis group survives a run."""
     import obspy
 
-    from scatflow.blocks import run_block
     from scatflow.plan import make_plan
-    from scatflow.run import prepare_store
     from scatflow.synthetic import write_day
 
     start = obspy.UTCDateTime("2015-12-04T00:00:00")
@@ -324,12 +326,8 @@ def test_a_run_still_plans_and_writes_a_store_with_an_analysis(tmp_path):
             "analysis": {"sample": 1000, "components": 2, "clusters": 2}})
 
     def run(c):
-        store = Store(c.output["store"])
-        plan = make_plan(c, store)
-        store.open_or_create(plan.design.record())
-        prepare_store(plan, store)
-        assert all(run_block(t).ok for t in plan.block_tasks())
-        return plan
+        assert all(r.ok for r in run_in_process(c))
+        return make_plan(c, Store(c.output["store"]))
 
     run(cfg(1))
     analyze(cfg(1), log=lambda m: None)
@@ -338,3 +336,94 @@ def test_a_run_still_plans_and_writes_a_store_with_an_analysis(tmp_path):
     assert StoreReader(tmp_path / "r.zarr").stations == ["X9.SV13."]
     summary = analyze(cfg(2), log=lambda m: None)
     assert not summary.fitted and summary.windows == 359
+
+
+# -- analyses follow the store: labels of blocks written since ---------------------------------------
+T0 = "2015-12-04T23:00:00"  # two hours across midnight: two SDS day files per channel
+
+
+def two_hour_sds(root, gap=None):
+    """Two hours of the synthetic day (20 Hz) across midnight as an SDS archive under ``root``,
+    ``gap`` (s from the start, a pair) cut out; returns the day files of each day, by day."""
+    import obspy
+
+    from scatflow.synthetic import synthetic_day
+
+    st = synthetic_day(start=T0, sampling_rate=20.0, duration_s=2 * 3600 + 0.05)
+    t0 = obspy.UTCDateTime(T0)
+    if gap:
+        st = st.slice(endtime=t0 + gap[0]) + st.slice(starttime=t0 + gap[1])
+    days = {}
+    for day in (obspy.UTCDateTime("2015-12-04"), obspy.UTCDateTime("2015-12-05")):
+        for tr in st.slice(day, day + 86400 - 0.01):
+            s = tr.stats
+            path = root / f"{day.year}/{s.network}/{s.station}/{s.channel}.D/{tr.id}.D.{day.year}.{day.julday:03d}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            st.select(id=tr.id).slice(day, day + 86400 - 0.01).write(str(path), format="MSEED")
+            days.setdefault(day.julday, set()).add(path)
+    return days
+
+
+def two_hour_cfg(root, store):
+    return parse_config({
+        "input": {"sds": str(root), "start": T0, "end": "2015-12-05T01:00:00"},
+        "network": {"window_s": 40.0, "overlap": 0.5, "layers": SMALL_LAYERS},
+        "output": {"store": str(store), "block_s": 1800.0},
+        "analysis": {"sample": 1000, "components": 2, "clusters": 3}})
+
+
+def labels_of_a_fresh_store(tmp_path, updated, files_dir):
+    """The analysis of a store computed in one go from ``files_dir``, labelled with ``updated``'s
+    stored model (its analysis group copied over: no stamp matches, so every block is labelled)."""
+    fresh = two_hour_cfg(files_dir, tmp_path / "fresh.zarr")
+    run_in_process(fresh)
+    shutil.copytree(f"{updated}/analysis", tmp_path / "fresh.zarr" / "analysis")
+    summary = analyze(fresh, log=lambda m: None)
+    assert not summary.fitted
+    return {k: StoreReader(tmp_path / "fresh.zarr").analysis("ica", k).load().drop_vars("block_stamp", errors="ignore")
+            for k in StoreReader(tmp_path / "fresh.zarr").analysis_stations("ica")}
+
+
+def assert_labels_equal(store, ref):
+    for key, want in ref.items():
+        got = StoreReader(store).analysis("ica", key).load().drop_vars("block_stamp", errors="ignore")
+        np.testing.assert_array_equal(got.cluster.values, want.cluster.values)
+        xr.testing.assert_identical(got, want)
+
+
+def test_late_data_in_a_labelled_chunk_is_labelled_on_the_next_analyze(tmp_path):
+    """A 2-minute gap inside block 1 is filled by late data: the recomputed block is labelled again."""
+    two_hour_sds(tmp_path / "sds", gap=(2000, 2120))
+    cfg = two_hour_cfg(tmp_path / "sds", tmp_path / "s.zarr")
+    assert all(r.ok for r in run_in_process(cfg))
+    analyze(cfg, log=lambda m: None)
+    before = StoreReader(cfg.output["store"]).analysis("ica", "X9.SV13.").cluster.values
+    assert (before[90:180] == -1).sum() >= 6 and (before[90:180] != -1).any()  # a chunk partly labelled
+    two_hour_sds(tmp_path / "sds")  # the late data: the day files rewritten whole
+    again = [r.block for r in run_in_process(cfg)]
+    assert 1 in again
+    summary = analyze(cfg, log=lambda m: None)
+    assert summary.labelled_now == sum(min(90, 359 - 90 * b) for b in again)
+    assert summary.cluster_sizes.get(-1, 0) == 0
+    assert_labels_equal(cfg.output["store"], labels_of_a_fresh_store(tmp_path, cfg.output["store"], tmp_path / "sds"))
+
+
+def test_failed_recompute_leaves_nan_and_no_labels(tmp_path):
+    """The second day's HHZ file is rewritten unreadable: blocks reading it fail on the recompute, and
+    neither the store nor the analysis keeps their earlier numbers."""
+    days = two_hour_sds(tmp_path / "sds")
+    cfg = two_hour_cfg(tmp_path / "sds", tmp_path / "s.zarr")
+    assert all(r.ok for r in run_in_process(cfg))
+    analyze(cfg, log=lambda m: None)
+    next(p for p in days[339] if p.name.startswith("X9.SV13..HHZ")).write_bytes(b"garbage" * 1000)
+    failed = [r.block for r in run_in_process(cfg) if r.error]
+    assert failed == [1, 2, 3]  # block 1's last windows end after midnight
+    ds = xr.open_zarr(cfg.output["store"], group="X9.SV13.")  # plain xarray: NaN, coverage 0
+    assert np.isnan(ds.order_1.values[90:]).all() and np.isnan(ds.order_2.values[90:]).all()
+    assert (ds.coverage.values[90:] == 0).all() and np.isfinite(ds.order_1.values[:90]).all()
+    summary = analyze(cfg, log=lambda m: None)
+    assert summary.labelled_now == 269
+    res = StoreReader(cfg.output["store"]).analysis("ica", "X9.SV13.")
+    assert (res.cluster.values[90:] == -1).all() and (res.cluster.values[:90] >= 0).all()
+    assert np.isnan(res.components.values[90:]).all()
+    assert_labels_equal(cfg.output["store"], labels_of_a_fresh_store(tmp_path, cfg.output["store"], tmp_path / "sds"))
