@@ -465,10 +465,9 @@ def _inputs(reader, keys: list[str], skipped: list, match: str = "code") -> list
         if st.n == 0:
             skipped.append((key, "no windows"))
             continue
-        chunk = int(st.attrs.get("block_windows") or ds["order_1"].encoding["chunks"][0])
-        blocks = -(-st.n // chunk)
-        ledger = st.ledger
-        complete = np.array([int(ledger.done[b]) == ledger.blocks.expected(b) for b in range(blocks)])
+        chunk = st.blocks.chunk
+        blocks = st.blocks.count
+        complete = st.complete_blocks()
         g = st.group
         stamps = np.zeros(blocks, dtype=np.int64)
         if "block_stamp" in g:

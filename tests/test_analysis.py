@@ -427,3 +427,21 @@ def test_failed_recompute_leaves_nan_and_no_labels(tmp_path):
     assert (res.cluster.values[90:] == -1).all() and (res.cluster.values[:90] >= 0).all()
     assert np.isnan(res.components.values[90:]).all()
     assert_labels_equal(cfg.output["store"], labels_of_a_fresh_store(tmp_path, cfg.output["store"], tmp_path / "sds"))
+
+
+def test_blocks_not_complete_are_neither_analysed_nor_plotted(tmp_path):
+    """A failed block of a store written before failures cleared their data still holds its old
+    numbers: the ledger, not the values, decides (cluster -1, NaN in the plot's data)."""
+    from scatflow.plot import plot_store
+
+    path = make_store(tmp_path / "s.zarr", nan_windows=None).path
+    g = zarr.open_group(path, path="X9.A.", mode="r+")
+    g["block_done"][2], g["block_error"][2] = 0, "X9.A..HHZ: not a readable waveform file"
+    assert np.isfinite(xr.open_zarr(path, group="X9.A.").order_1.values[180:270]).all()  # old numbers left
+    summary = analyze(cfg_of(path, sample=10000), log=lambda m: None)
+    assert summary.sample == 2 * N - CHUNK  # not fitted on
+    cluster = StoreReader(path).analysis("ica", "X9.A.").cluster.values
+    assert (cluster[180:270] == -1).all() and (cluster[:180] >= 0).all() and (cluster[270:] >= 0).all()
+    ds = StoreReader(path).dataset("X9.A.", ledger=True)
+    assert np.isnan(ds.order_2.values[180:270]).all() and np.isfinite(ds.order_2.values[:180]).all()
+    assert plot_store(path, output=tmp_path / "p.png", station="X9.A.").endswith("p.png")
