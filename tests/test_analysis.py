@@ -2,6 +2,7 @@
 process (Dask's threaded scheduler; the command's cluster is replaced by a no-op)."""
 
 import contextlib
+import re
 import json
 import shutil
 
@@ -445,3 +446,45 @@ def test_blocks_not_complete_are_neither_analysed_nor_plotted(tmp_path):
     ds = StoreReader(path).dataset("X9.A.", ledger=True)
     assert np.isnan(ds.order_2.values[180:270]).all() and np.isfinite(ds.order_2.values[:180]).all()
     assert plot_store(path, output=tmp_path / "p.png", station="X9.A.").endswith("p.png")
+
+
+def test_joint_model_across_band_codes_with_match_component(tmp_path, capsys, no_cluster):
+    """A BH? and an HH? station on one frequency axis share one model when matched by component;
+    by code they are refused, naming the way out; two channels of one component are refused."""
+    path = make_store(tmp_path / "s.zarr", stations=["X9.A."]).path
+    make_store(tmp_path / "bh.zarr", stations=["X9.B."], channels=("BHE", "BHN", "BHZ"))
+    shutil.copytree(tmp_path / "bh.zarr" / "X9.B.", f"{path}/X9.B.")
+    one_line_error(capsys, ["analyze", str(write_toml(tmp_path / "c.toml", path)), "--quiet"],
+                   "station X9.A. lacks channel(s) BHE, BHN, BHZ", "analysis.match = 'component'")
+    assert main(["analyze", str(write_toml(tmp_path / "m.toml", path, match="component", sample=2000)),
+                 "--quiet"]) == 0
+    m = StoreReader(path).analysis("ica")
+    assert list(dict.fromkeys(str(c) for c in m.feature_channel.values)) == ["E", "N", "Z"]
+    assert m.feature_channel.attrs["match"] == "component"
+    # The BH? station's features are its BHE, BHN, BHZ values at the model's E, N, Z.
+    model = Model.from_dataset(m.load(), 1e-4)
+    ds = xr.open_zarr(path, group="X9.B.").load()
+    ref = model.apply(np.hstack([ds.order_1.values.reshape(N, -1), ds.order_2.values.reshape(N, -1)]))
+    np.testing.assert_array_equal(StoreReader(path).analysis("ica", "X9.B.").cluster.values, ref[:, -2])
+    make_store(tmp_path / "two.zarr", stations=["X9.C."], channels=("HHZ", "LHZ", "HHN"))
+    one_line_error(capsys, ["analyze", str(write_toml(tmp_path / "t.toml", tmp_path / "two.zarr", match="component")),
+                    "--quiet"], "station X9.C. has several channels of one component (X9.C..HHZ, X9.C..LHZ)")
+
+
+@pytest.mark.slow
+def test_example_archive_analyses_its_three_stations_out_of_the_box(tmp_path, capsys, no_cluster):
+    """`scatflow example DIR --archive`, run, analyze (the README's commands) on its first hour: the
+    20 Hz BH? station, resampled to 50 Hz, shares the joint model with the HH? stations."""
+    from scatflow.config import load_config
+
+    assert main(["example", str(tmp_path), "--archive", "--days", "2", "--quiet"]) == 0
+    toml = tmp_path / "archive.toml"
+    toml.write_text(re.sub(r'^end = ".*"$', 'end = "2015-12-04T01:00:00"', toml.read_text(), flags=re.M))
+    assert all(r.ok for r in run_in_process(load_config(toml)))
+    capsys.readouterr()
+    assert main(["analyze", str(toml), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "3 station(s), 537 windows" in out, out
+    reader = StoreReader(tmp_path / "archive.zarr")
+    assert reader.analysis_stations("ica") == ["X9.SV13.", "X9.SV15.", "X9.SV20.00"]
+    assert reader.analysis("ica").feature_channel.attrs["match"] == "component"
