@@ -847,7 +847,7 @@ def analyze(cfg, *, refit: bool = False, explore: T.Sequence[int] | None = None,
     if acfg["joint"]:
         layout = joint_layout(inputs)  # refuse before anything is written
     store = Store(path)
-    with writer_lock(path):
+    with writer_lock(path, command="analyze"):
         store.drop_consolidated()
         if refit:
             store.drop_analysis(name)

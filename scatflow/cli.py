@@ -238,6 +238,10 @@ def cmd_analyze(args) -> int:
     from .analysis import preflight
 
     preflight(cfg, refit=args.refit, explore=explore)  # bad input: one line before any cluster starts
+    if explore is None:
+        from .lock import check_free
+
+        check_free(cfg.output["store"], "analyze")  # a run writing the store: refused before a cluster starts
     with cluster.connect(cfg.cluster, log=log):
         from .analysis import analyze
 

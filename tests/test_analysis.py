@@ -488,3 +488,20 @@ def test_example_archive_analyses_its_three_stations_out_of_the_box(tmp_path, ca
     reader = StoreReader(tmp_path / "archive.zarr")
     assert reader.analysis_stations("ica") == ["X9.SV13.", "X9.SV15.", "X9.SV20.00"]
     assert reader.analysis("ica").feature_channel.attrs["match"] == "component"
+
+
+def test_analyze_during_a_run_is_refused_before_any_cluster_starts(store, tmp_path, capsys, monkeypatch):
+    """The run's writer lock is checked first; the message names the `scatflow run` holding it."""
+    import os
+    import socket
+
+    from scatflow.lock import writer_lock
+
+    def no_cluster_allowed(cfg, log=print):
+        raise AssertionError("a cluster was started")
+
+    monkeypatch.setattr(clustermod, "connect", no_cluster_allowed)
+    with writer_lock(store, command="run"):
+        line = one_line_error(capsys, ["analyze", str(write_toml(tmp_path / "a.toml", store)), "--quiet"],
+                              "is being written by scatflow run (host", f"pid {os.getpid()}", "when it has finished")
+    assert "another" not in line and socket.gethostname() in line
