@@ -167,8 +167,20 @@ def test_standard_and_minmax_normalisation_are_exact_over_all_windows(store):
     np.testing.assert_allclose(mm.norm_scale.values, x.max() - x.min(), rtol=1e-12)
 
 
-def test_one_model_per_station(store):
-    analyze(cfg_of(store, joint=False, sample=500, components=2, clusters=2), log=lambda m: None)
+def test_one_model_per_station(store, tmp_path):
+    summary = analyze(cfg_of(store, joint=False, sample=500, components=2, clusters=2), log=lambda m: None)
+    # Cluster 0 of X9.A. and cluster 0 of X9.B. are unrelated: sizes are given per model, never summed.
+    sizes = {k: {c: int((StoreReader(store).analysis("ica", k).cluster.values == c).sum()) for c in (0, 1)}
+             for k in STATIONS}
+    assert ("cluster sizes per station model: X9.A. (0: {}, 1: {}); X9.B. (0: {}, 1: {})".format(
+        sizes["X9.A."][0], sizes["X9.A."][1], sizes["X9.B."][0], sizes["X9.B."][1]) in summary.text())
+    assert summary.cluster_sizes == {-1: 2 * (GAP.stop - GAP.start)}
+    from scatflow.export import export_analysis
+    import pandas as pd
+
+    export_analysis(store, "ica", tmp_path / "l.csv")
+    table = pd.read_csv(tmp_path / "l.csv")
+    assert (table.model == table.station).all() and set(table.model) == set(STATIONS)
     reader = StoreReader(store)
     for key in STATIONS:
         res = reader.analysis("ica", key)
@@ -291,8 +303,9 @@ def test_info_plot_export_and_explore(store, tmp_path, capsys, no_cluster):
     import pandas as pd
 
     table = pd.read_csv(tmp_path / "l.csv")
-    assert list(table.columns) == ["station", "start", "end", "cluster", "distance",
+    assert list(table.columns) == ["station", "model", "start", "end", "cluster", "distance",
                                    "component_0", "component_1", "component_2"]
+    assert set(table.model) == {"joint"}
     assert len(table) == 2 * N and table.start[0] == "2015-01-01T00:00:00.000Z" and table.end[0].endswith("00:40.000Z")
     res = StoreReader(store).analysis("ica", "X9.B.").load()
     np.testing.assert_array_equal(table[table.station == "X9.B."].cluster.values, res.cluster.values)
@@ -302,6 +315,13 @@ def test_info_plot_export_and_explore(store, tmp_path, capsys, no_cluster):
     parquet = pd.read_parquet(tmp_path / "x.parquet")
     assert list(parquet.columns) == list(table.columns) and len(parquet) == 2 * N
     np.testing.assert_array_equal(parquet.cluster.values, table.cluster.values)
+    # Parquet holds UTC timestamps (CSV: ISO strings of the same instants).
+    assert str(parquet.start.dtype) == "datetime64[ns, UTC]"
+    assert parquet.start[0] == pd.Timestamp("2015-01-01T00:00:00Z") and parquet.end[0] == pd.Timestamp("2015-01-01T00:00:40Z")
+    assert (parquet.end == pd.to_datetime(table.end)).all()
+    one_line_error(capsys, ["export", store, "--analysis", "ica", "-o", str(tmp_path / "x.xlsx")],
+                   "x.xlsx: unknown output format '.xlsx'; export writes .csv or .parquet files")
+    assert not (tmp_path / "x.xlsx").exists()
     with pytest.MonkeyPatch.context() as mp:
         mp.setitem(sys.modules, "pyarrow", None)  # as if it were not installed
         one_line_error(capsys, ["export", store, "--analysis", "ica", "-o", str(tmp_path / "y.parquet")],
