@@ -911,11 +911,14 @@ def parse_explore(text: str) -> list[int]:
     Raises
     ------
     ConfigError
-        Not a range or list of positive integers.
+        Not a range or list of positive integers, or a decreasing range.
     """
     try:
         if ":" in text:
             a, b = (int(v) for v in text.split(":"))
+            if b < a:
+                raise ConfigError(f"--explore: the range {text} must be increasing (first count <= last, "
+                                  f"e.g. {b}:{a})")
             counts = list(range(a, b + 1))
         else:
             counts = [int(v) for v in text.split(",")]

@@ -247,6 +247,8 @@ def test_bad_input_one_line_each(store, tmp_path, capsys, no_cluster):
     one_line_error(capsys, ["analyze", str(write_toml(cfg, store, normalize="zscore")), "--quiet"],
                    "'analysis.normalize' must be none, minmax or standard")
     one_line_error(capsys, ["analyze", str(write_toml(cfg, store)), "--explore", "x"], "--explore")
+    one_line_error(capsys, ["analyze", str(write_toml(cfg, store)), "--explore", "5:2"],
+                   "--explore: the range 5:2 must be increasing")
     one_line_error(capsys, ["analyze", str(write_toml(cfg, tmp_path / "none.zarr"))], "no such store")
     assert StoreReader(store).analysis_names() == []  # nothing written by a refused analysis
 
