@@ -916,14 +916,14 @@ def parse_explore(text: str) -> list[int]:
     try:
         if ":" in text:
             a, b = (int(v) for v in text.split(":"))
-            if b < a:
-                raise ConfigError(f"--explore: the range {text} must be increasing (first count <= last, "
-                                  f"e.g. {b}:{a})")
             counts = list(range(a, b + 1))
         else:
             counts = [int(v) for v in text.split(",")]
     except ValueError:
         raise ConfigError(f"--explore: expected a range like 2:10 or a list like 3,5,8, got {text!r}") from None
+    if ":" in text and not counts:
+        a, b = text.split(":")
+        raise ConfigError(f"--explore: the range {text} must be increasing (first count <= last, e.g. {b}:{a})")
     if not counts or min(counts) < 1:
         raise ConfigError(f"--explore: component counts must be positive integers, got {text!r}")
     return counts
