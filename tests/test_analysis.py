@@ -527,3 +527,14 @@ def test_analyze_during_a_run_is_refused_before_any_cluster_starts(store, tmp_pa
         line = one_line_error(capsys, ["analyze", str(write_toml(tmp_path / "a.toml", store)), "--quiet"],
                               "is being written by scatflow run (host", f"pid {os.getpid()}", "when it has finished")
     assert "another" not in line and socket.gethostname() in line
+
+
+def test_occurrence_rate_breaks_at_windows_without_label():
+    from scatflow.analysis_plot import occurrence_rate
+
+    labels = np.array([0] * 10 + [-1] * 10 + [1] * 10)
+    rate = occurrence_rate(labels, 2, 5)
+    assert np.isnan(rate[10:20]).all()  # a gap is a gap, not a rate of 0
+    np.testing.assert_array_equal(rate[:10, 0], 1.0)  # next to the gap: over the labelled windows only
+    np.testing.assert_array_equal(rate[20:, 1], 1.0)
+    np.testing.assert_allclose(rate[~np.isnan(rate[:, 0])].sum(axis=1), 1.0)
