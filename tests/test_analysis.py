@@ -246,6 +246,8 @@ def test_bad_input_one_line_each(store, tmp_path, capsys, no_cluster):
                    "'analysis.components' (5) is larger than the sample (3 windows with features)")
     one_line_error(capsys, ["analyze", str(write_toml(cfg, store, normalize="zscore")), "--quiet"],
                    "'analysis.normalize' must be none, minmax or standard")
+    one_line_error(capsys, ["analyze", str(write_toml(cfg, store, match="band")), "--quiet"],
+                   "'analysis.match' must be code or component, got 'band'")
     one_line_error(capsys, ["analyze", str(write_toml(cfg, store)), "--explore", "x"], "--explore")
     one_line_error(capsys, ["analyze", str(write_toml(cfg, store)), "--explore", "5:2"],
                    "--explore: the range 5:2 must be increasing")
