@@ -31,8 +31,10 @@ from .ledger import consecutive
 #: the transform computed in float32 (its absolute errors scale with the largest value).
 FLOAT32_NOISE = float(np.finfo(np.float32).eps)
 #: Keys of the analysis config that define a model; a stored analysis with others is refused.
-MODEL_KEYS = ("name", "stations", "joint", "log_floor", "normalize", "sample", "components", "seed",
+MODEL_KEYS = ("name", "stations", "joint", "match", "log_floor", "normalize", "sample", "components", "seed",
               "clusters", "cluster_seed")
+#: Values of keys that analyses written before the key existed were made with.
+KEY_DEFAULTS = {"match": "code"}
 
 
 # -- features -------------------------------------------------------------------------------
@@ -43,16 +45,20 @@ class Layout:
     Attributes
     ----------
     codes : tuple of str
-        Channel codes ``CHA`` in feature order.
+        Channel codes ``CHA`` (``match = "code"``) or components, the code's last letter
+        (``match = "component"``), in feature order.
     f1 : numpy.ndarray
         First-order centre frequencies, Hz.
     f2 : numpy.ndarray or None
         Second-order centre frequencies, Hz (None when the store has no ``order_2``).
+    match : str
+        What ``codes`` are: ``"code"`` or ``"component"``.
     """
 
     codes: tuple
     f1: np.ndarray
     f2: np.ndarray | None
+    match: str = "code"
 
     @property
     def n1(self) -> int:
@@ -87,12 +93,33 @@ class Layout:
 
 @dataclasses.dataclass
 class StationInput:
-    """One station group's coefficients, read lazily."""
+    """One station group's coefficients, read lazily, and its ledger as the analysis needs it.
+
+    Attributes
+    ----------
+    key : str
+        ``NET.STA.LOC``.
+    ds : xarray.Dataset
+        The station group, lazy.
+    chunk : int
+        Windows per block (the analysis labels block by block).
+    min_coverage : float
+    complete : numpy.ndarray of bool
+        Per block: marked done with all its windows. Windows of other blocks (pending, failed,
+        without data, grown since) are neither sampled nor labelled: cluster -1, NaN.
+    stamps : numpy.ndarray of int64
+        Per block, the ledger's ``block_stamp`` (0 when the store has none).
+    match : str
+        ``"code"`` or ``"component"`` (``analysis.match``).
+    """
 
     key: str
     ds: T.Any  # xr.Dataset, lazy
     chunk: int
     min_coverage: float
+    complete: np.ndarray = None
+    stamps: np.ndarray = None
+    match: str = "code"
 
     @property
     def n(self) -> int:
@@ -100,7 +127,8 @@ class StationInput:
 
     @property
     def codes(self) -> list[str]:
-        return [str(c).split(".")[-1] for c in self.ds["channel"].values]
+        full = [str(c).split(".")[-1] for c in self.ds["channel"].values]
+        return [c[-1:] for c in full] if self.match == "component" else full
 
     @property
     def dtype(self) -> np.dtype:
@@ -108,11 +136,11 @@ class StationInput:
 
     def layout(self) -> Layout:
         f2 = np.asarray(self.ds["f2"].values, dtype=float) if "order_2" in self.ds else None
-        return Layout(tuple(self.codes), np.asarray(self.ds["f1"].values, dtype=float), f2)
+        return Layout(tuple(self.codes), np.asarray(self.ds["f1"].values, dtype=float), f2, self.match)
 
     def raw(self, layout: Layout, dtype=np.float64):
         """The raw coefficients in ``layout``'s feature order, a Dask array (time, feature) in ``dtype``
-        (None: the store's), chunked like the store along time."""
+        (None: the store's), chunked like the store along time; NaN in blocks not complete."""
         import dask.array as da
 
         perm = [self.codes.index(c) for c in layout.codes]
@@ -120,7 +148,13 @@ class StationInput:
         if layout.f2 is not None:
             parts.append(self.ds["order_2"].data[:, perm, :, :].reshape(self.n, -1))
         out = da.concatenate(parts, axis=1)
-        return (out if dtype is None else out.astype(dtype)).rechunk({0: self.chunk, 1: -1})
+        out = (out if dtype is None else out.astype(dtype)).rechunk({0: self.chunk, 1: -1})
+        if self.complete is not None and not self.complete.all():
+            # The ledger, not the values, says which windows hold results (a failed block of a store
+            # written before failures cleared their data still holds its old numbers).
+            ok = da.from_array(np.repeat(self.complete, self.chunk)[: self.n, None], chunks=(self.chunk, 1))
+            out = da.where(ok, out, np.nan).astype(out.dtype)
+        return out
 
 
 def log_features(raw: np.ndarray, offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -221,6 +255,10 @@ class Model:
 
         k, f = self.unmixing.shape
         coords = {name: ("feature", v) for name, v in self.layout.coords().items()}
+        what = ("channel code CHA (analysis.match = code)" if self.layout.match == "code" else
+                "channel component, the last letter of CHA (analysis.match = component)")
+        coords["feature_channel"] = ("feature", coords["feature_channel"][1],
+                                     {"long_name": what, "match": self.layout.match})
         coords.update(component=np.arange(k), cluster=np.arange(len(self.centroids)), order=[1, 2])
         return xr.Dataset(
             {
@@ -244,6 +282,7 @@ class Model:
         chan = np.array([str(c) for c in ds["feature_channel"].values])
         f1all = np.asarray(ds["feature_f1"].values, dtype=float)
         codes = tuple(dict.fromkeys(chan[:n1]))
+        match = str(ds["feature_channel"].attrs.get("match", "code"))
         f1 = f1all[: n1 // len(codes)]
         f2 = None
         if (order == 2).any():
@@ -251,7 +290,7 @@ class Model:
             f2 = f2all[: int((order == 2).sum()) // n1]
         v = {name: np.asarray(ds[name].values, dtype=np.float64) for name in
              ("log_max", "norm_shift", "norm_scale", "mean", "unmixing", "mixing", "centroids")}
-        return cls(Layout(codes, f1, f2), float(log_floor), v["log_max"], v["norm_shift"], v["norm_scale"],
+        return cls(Layout(codes, f1, f2, match), float(log_floor), v["log_max"], v["norm_shift"], v["norm_scale"],
                    v["mean"], v["unmixing"], v["mixing"], v["centroids"])
 
 
@@ -366,22 +405,40 @@ class Summary:
     sample: int = 0
     fitted: bool = False
     explained: dict = dataclasses.field(default_factory=dict)
-    cluster_sizes: dict = dataclasses.field(default_factory=dict)
+    #: Per model (None for the joint one, else the station), windows per cluster (-1: no label).
+    model_sizes: dict = dataclasses.field(default_factory=dict)
     skipped: list = dataclasses.field(default_factory=list)
     warnings: list = dataclasses.field(default_factory=list)
     seconds: float = 0.0
 
+    @property
+    def cluster_sizes(self) -> dict:
+        """Windows per cluster of the joint model; with one model per station only ``{-1: windows
+        without label}`` (cluster numbers of different models are unrelated: see ``model_sizes``)."""
+        if self.joint:
+            return dict(self.model_sizes.get(None, {}))
+        return {-1: sum(m.get(-1, 0) for m in self.model_sizes.values())}
+
     def text(self) -> str:
         """The one-paragraph summary printed at the end."""
         ev = ", ".join(f"{k or 'joint'} {100 * v:.1f} %" for k, v in self.explained.items())
-        sizes = ", ".join(f"{c}: {n}" for c, n in sorted(self.cluster_sizes.items()) if c >= 0)
+
+        def sizes(counts):
+            return ", ".join(f"{c}: {n}" for c, n in sorted(counts.items()) if c >= 0) or "none"
+
+        if self.joint:
+            clusters = f"cluster sizes: {sizes(self.model_sizes.get(None, {}))}"
+        else:
+            clusters = "cluster sizes per station model: " + "; ".join(
+                f"{k} ({sizes(v)})" for k, v in self.model_sizes.items())
         none = self.cluster_sizes.get(-1, 0)
         model = ("fitted now on a sample of " + f"{self.sample} windows") if self.fitted else "the stored model"
         text = (f"analysis {self.name!r} ({'joint model' if self.joint else 'one model per station'}, {model}): "
                 f"{len(self.stations)} station(s), {self.windows} windows, {self.with_features} with features "
-                f"({none} without: NaN or non-positive values), {self.labelled_now} labelled in this run "
+                f"({none} without: gaps, blocks not complete, or values <= 0 with log_floor = 0), "
+                f"{self.labelled_now} labelled in this run "
                 f"in {self.seconds:.1f} s; ICA explained variance of the sample: {ev or 'n/a (stored model)'}; "
-                f"cluster sizes: {sizes or 'none'}.")
+                f"{clusters}.")
         lines = [text]
         lines += [f"  skipped {key}: {why}" for key, why in self.skipped]
         return "\n".join(lines)
@@ -396,7 +453,7 @@ def _select(reader, patterns) -> list[str]:
     return chosen
 
 
-def _inputs(reader, keys: list[str], skipped: list) -> list[StationInput]:
+def _inputs(reader, keys: list[str], skipped: list, match: str = "code") -> list[StationInput]:
     out = []
     for key in keys:
         absent = reader.missing_arrays(key)
@@ -408,8 +465,23 @@ def _inputs(reader, keys: list[str], skipped: list) -> list[StationInput]:
         if st.n == 0:
             skipped.append((key, "no windows"))
             continue
-        out.append(StationInput(key, ds, int(st.attrs.get("block_windows") or ds["order_1"].encoding["chunks"][0]),
-                                float(st.attrs.get("min_coverage", 1.0))))
+        chunk = st.blocks.chunk
+        blocks = st.blocks.count
+        complete = st.complete_blocks()
+        g = st.group
+        stamps = np.zeros(blocks, dtype=np.int64)
+        if "block_stamp" in g:
+            got = np.asarray(g["block_stamp"][:], dtype=np.int64)[:blocks]
+            stamps[: len(got)] = got
+        s = StationInput(key, ds, chunk, float(st.attrs.get("min_coverage", 1.0)), complete, stamps, match)
+        if match == "component":
+            ids = [str(c) for c in ds["channel"].values]
+            twice = [c for c in ids if s.codes.count(c.split(".")[-1][-1:]) > 1]
+            if twice:
+                raise InputError(f"analysis.match = 'component': station {key} has several channels of one "
+                                 f"component ({', '.join(twice)}); compute one band per station ([input] select) "
+                                 "or set match = 'code'")
+        out.append(s)
     return out
 
 
@@ -425,8 +497,13 @@ def joint_layout(inputs: list[StationInput]) -> Layout:
     for s in inputs:
         lacking = [c for c in codes if c not in s.codes]
         if lacking:
+            if s.match == "component":
+                raise InputError(f"analysis.joint: station {s.key} lacks component(s) {', '.join(lacking)} that "
+                                 "other stations have; select stations with the same components or set joint = false")
             raise InputError(f"analysis.joint: station {s.key} lacks channel(s) {', '.join(lacking)} that other "
-                             f"stations have; select stations with the same channels or set joint = false")
+                             f"stations have; set analysis.match = 'component' to align channels by their last "
+                             "letter (Z, N, E) across band codes, select stations with the same channels, "
+                             "or set joint = false")
     ref = inputs[0].layout()
     for s in inputs[1:]:
         lay = s.layout()
@@ -439,7 +516,7 @@ def joint_layout(inputs: list[StationInput]) -> Layout:
             raise InputError(f"analysis.joint: stations {inputs[0].key} and {s.key} have different frequencies "
                              f"({', '.join(diff)}); a joint model needs the same network at every station "
                              "(set joint = false)")
-    return Layout(tuple(codes), ref.f1, ref.f2)
+    return Layout(tuple(codes), ref.f1, ref.f2, ref.match)
 
 
 def _normalization(kind: str, stats: dict | None, n_features: int) -> tuple[np.ndarray, np.ndarray]:
@@ -636,15 +713,20 @@ def _no_window_reason(s: StationInput, drawn: int, floor: float) -> str:
 
 
 def _todo_chunks(reader, name: str, s: StationInput) -> list[int]:
-    """Chunks of station ``s`` to label: those at or after the analysed end, and earlier ones
-    labelled entirely -1 (no data then: a pending or failed block may have been computed since)."""
+    """Chunks (blocks) of station ``s`` to label: those at or after the analysed end, and earlier ones
+    whose ledger stamp differs from the one recorded when they were labelled (their block was
+    written since: computed, recomputed from new data, or failed); every chunk when the analysis
+    recorded no stamps (written before they existed)."""
     nchunks = -(-s.n // s.chunk)
     if s.key not in reader.analysis_stations(name):
         return list(range(nchunks))
-    labels = np.asarray(reader.analysis(name, s.key)["cluster"].values)
-    done_end = len(labels) // s.chunk  # a partial last chunk is labelled again with its new windows
-    todo = [c for c in range(min(done_end, nchunks)) if (labels[c * s.chunk:(c + 1) * s.chunk] == -1).all()]
-    return todo + list(range(done_end, nchunks))
+    res = reader.analysis(name, s.key)
+    if "block_stamp" not in res:
+        return list(range(nchunks))
+    labelled = np.asarray(res["block_stamp"].values, dtype=np.int64)
+    n_labelled = min(int(res.sizes["time"]), len(labelled) * s.chunk)
+    # A chunk with windows past the labelled end (new, or the old partial last one) is labelled whole.
+    return [c for c in range(nchunks) if min((c + 1) * s.chunk, s.n) > n_labelled or labelled[c] != s.stamps[c]]
 
 
 def apply_model(store, name: str, model: Model, s: StationInput, chunks: list[int]) -> int:
@@ -677,6 +759,7 @@ def apply_model(store, name: str, model: Model, s: StationInput, chunks: list[in
 
 
 def _config_differences(stored: dict, current: dict) -> list[str]:
+    stored = {**KEY_DEFAULTS, **stored}
     return [f"{k}: store has {stored.get(k)!r}, config has {current.get(k)!r}"
             for k in MODEL_KEYS if stored.get(k) != current.get(k)]
 
@@ -709,7 +792,7 @@ def _prepare(cfg, refit: bool, explore):
             raise StoreError(f"{path}: analysis {name!r} was written with another [analysis] config "
                              f"({'; '.join(diffs)}); use --refit to replace it, or another analysis.name")
     summary = Summary(name, acfg["joint"], [])
-    inputs = _inputs(reader, _select(reader, acfg["stations"]), summary.skipped)
+    inputs = _inputs(reader, _select(reader, acfg["stations"]), summary.skipped, acfg["match"])
     if not inputs:
         raise InputError(f"{path}: no usable station (" + "; ".join(f"{k}: {w}" for k, w in summary.skipped) + ")")
     if acfg["joint"]:
@@ -764,7 +847,7 @@ def analyze(cfg, *, refit: bool = False, explore: T.Sequence[int] | None = None,
     if acfg["joint"]:
         layout = joint_layout(inputs)  # refuse before anything is written
     store = Store(path)
-    with writer_lock(path):
+    with writer_lock(path, command="analyze"):
         store.drop_consolidated()
         if refit:
             store.drop_analysis(name)
@@ -802,6 +885,8 @@ def analyze(cfg, *, refit: bool = False, explore: T.Sequence[int] | None = None,
                 chunks = _todo_chunks(reader, name, s)
                 log(f"analyze: labelling {s.key}: {len(chunks)} chunk(s) of {s.chunk} windows")
                 summary.labelled_now += apply_model(store, name, model, s, chunks)
+                # After the labels: a crash in between leaves old stamps, so those chunks are labelled again.
+                store.write_analysis_stamps(name, s.key, s.stamps)
                 summary.stations.append(s.key)
         # The attributes last: a crash before this leaves an analysis the next run refits.
         store.set_analysis_attrs(name, {"config": {k: acfg[k] for k in MODEL_KEYS}, "models": records,
@@ -811,9 +896,10 @@ def analyze(cfg, *, refit: bool = False, explore: T.Sequence[int] | None = None,
     for key in summary.stations:
         labels = np.asarray(reader.analysis(name, key)["cluster"].values)
         summary.windows += len(labels)
+        sizes = summary.model_sizes.setdefault(None if acfg["joint"] else key, {})
         vals, counts = np.unique(labels, return_counts=True)
         for v, c in zip(vals.tolist(), counts.tolist()):
-            summary.cluster_sizes[v] = summary.cluster_sizes.get(v, 0) + c
+            sizes[v] = sizes.get(v, 0) + c
     summary.with_features = summary.windows - summary.cluster_sizes.get(-1, 0)
     summary.seconds = time.perf_counter() - t0
     return summary
@@ -825,7 +911,7 @@ def parse_explore(text: str) -> list[int]:
     Raises
     ------
     ConfigError
-        Not a range or list of positive integers.
+        Not a range or list of positive integers, or a decreasing range.
     """
     try:
         if ":" in text:
@@ -835,6 +921,9 @@ def parse_explore(text: str) -> list[int]:
             counts = [int(v) for v in text.split(",")]
     except ValueError:
         raise ConfigError(f"--explore: expected a range like 2:10 or a list like 3,5,8, got {text!r}") from None
+    if ":" in text and not counts:
+        a, b = text.split(":")
+        raise ConfigError(f"--explore: the range {text} must be increasing (first count <= last, e.g. {b}:{a})")
     if not counts or min(counts) < 1:
         raise ConfigError(f"--explore: component counts must be positive integers, got {text!r}")
     return counts

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 
@@ -48,13 +49,17 @@ def _check_dir(out: str) -> None:
 
 
 def occurrence_rate(labels: np.ndarray, n_clusters: int, smooth: int) -> np.ndarray:
-    """Fraction of windows in each cluster over a centred boxcar of ``smooth`` windows
+    """Fraction of the labelled windows in each cluster over a centred boxcar of ``smooth`` windows
     (the one-hot labels smoothed, as in the clustering tutorial).
+
+    Windows without a label (gaps, blocks not complete) count in no fraction: a rate is over the
+    labelled windows of its boxcar, and NaN at an unlabelled window, so drawn lines break there
+    instead of falling to 0.
 
     Parameters
     ----------
     labels : numpy.ndarray of int
-        Cluster per window, -1 = no label (counts in no cluster).
+        Cluster per window, -1 = no label.
     n_clusters : int
     smooth : int
         Boxcar length, windows.
@@ -62,11 +67,16 @@ def occurrence_rate(labels: np.ndarray, n_clusters: int, smooth: int) -> np.ndar
     Returns
     -------
     numpy.ndarray
-        (window, cluster), fractions 0..1.
+        (window, cluster), fractions 0..1 summing to 1 per labelled window; NaN rows at unlabelled ones.
     """
     one_hot = (labels[:, None] == np.arange(n_clusters)[None, :]).astype(np.float64)
-    kernel = np.ones(max(int(smooth), 1)) / max(int(smooth), 1)
-    return np.column_stack([np.convolve(one_hot[:, c], kernel, mode="same") for c in range(n_clusters)])
+    kernel = np.ones(max(int(smooth), 1))
+    counts = np.convolve((labels >= 0).astype(np.float64), kernel, mode="same")
+    rate = np.column_stack([np.convolve(one_hot[:, c], kernel, mode="same") for c in range(n_clusters)])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = rate / counts[:, None]
+    rate[labels < 0] = np.nan
+    return rate.reshape(len(labels), n_clusters)
 
 
 def plot_analysis(store, name: str, output=None, station=None, start=None, end=None) -> list[str]:
@@ -113,6 +123,7 @@ def plot_analysis(store, name: str, output=None, station=None, start=None, end=N
     weights_out = (out[:-4] if out.endswith(".png") else out) + ".weights.png"
     t0, t1 = _utc(start, "start"), _utc(end, "end")
     Figure, Canvas = import_matplotlib()
+    from matplotlib import dates as mdates
 
     shown = stations[:MAX_STATIONS]
     centroids = np.asarray(model["centroids"].values)
@@ -136,13 +147,20 @@ def plot_analysis(store, name: str, output=None, station=None, start=None, end=N
         rate = occurrence_rate(labels, k, smooth)
         step = max(1, len(t) // MAX_POINTS)
         m = len(t) // step * step or len(t)
-        tt, rr = t[:m:step], rate[:m].reshape(-1, min(step, m), k).mean(axis=1) if m >= step else rate
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN groups (long gaps) stay NaN
+            tt, rr = t[:m:step], np.nanmean(rate[:m].reshape(-1, min(step, m), k), axis=1) if m >= step else rate
         for c in range(k):
             ax.plot(tt, rr[:, c], lw=1.0, color=f"C{c}", label=f"cluster {c}")
         ax.set_ylim(0, 1)
         ax.set_ylabel("occurrence rate")
-        ax.set_title(f"{key}: fraction of windows in each cluster (boxcar of {smooth} windows); "
-                     f"{int((labels < 0).sum())} window(s) without label", fontsize=9)
+        locator = mdates.AutoDateLocator(minticks=4, maxticks=10)
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, show_offset=True))
+        ax.set_xlim(t[0], t[-1])
+        ax.set_xlabel("time (UTC)", fontsize=8)
+        ax.set_title(f"{key}: fraction of labelled windows in each cluster (boxcar of {smooth} windows); "
+                     f"{int((labels < 0).sum())} without label (gaps in the lines)", fontsize=9, loc="left")
         ax.grid(alpha=0.3)
     axes[0].legend(loc="upper right", fontsize=8, ncol=min(k, 8))
     ax = axes[-1]

@@ -325,6 +325,11 @@ def _worker_identity() -> str:
 
 def _record_failure(store: Store, task: BlockTask, files: list, error: str) -> None:
     try:
+        # A failed recompute leaves NaN, not the coefficients of the block's earlier inputs.
+        store.clear_block(task.station.key, task.block, *task.blocks.range(task.block))
+    except Exception:  # noqa: BLE001 - the failure is still recorded below
+        pass
+    try:
         store.mark_block(task.station.key, task.block, 0, files, error)
     except Exception:  # noqa: BLE001 - the driver still reports the failure
         pass

@@ -109,7 +109,14 @@ pre_filt = [0.2, 0.5, 8.0, 9.5]
 water_level = 60.0
 filter = {{ type = "highpass", freq = 1.0, corners = 4, zerophase = true }}
 sampling_rate = 50.0
-""" + _TUTORIAL_SECTIONS
+""" + _TUTORIAL_SECTIONS + """
+# scatflow analyze: one model for the three stations. match = "component" aligns
+# channels by their last letter, so the 20 Hz BH? station (resampled to 50 Hz
+# above) shares the model with the HH? stations.
+[analysis]
+joint = true
+match = "component"
+"""
 
 
 def cmd_example(args) -> int:
@@ -231,6 +238,10 @@ def cmd_analyze(args) -> int:
     from .analysis import preflight
 
     preflight(cfg, refit=args.refit, explore=explore)  # bad input: one line before any cluster starts
+    if explore is None:
+        from .lock import check_free
+
+        check_free(cfg.output["store"], "analyze")  # a run writing the store: refused before a cluster starts
     with cluster.connect(cfg.cluster, log=log):
         from .analysis import analyze
 

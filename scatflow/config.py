@@ -100,6 +100,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "name": Key(str, "ica", "results go to the group analysis/<name> of the store"),
         "stations": Key(list, ["*"], "station patterns NET.STA.LOC with shell wildcards"),
         "joint": Key(bool, True, "one model for all stations (false: one model per station)"),
+        "match": Key(str, "code", "how a joint model aligns channels: code (full CHA) | component (last letter)"),
         "log_floor": Key((int, float), 1e-4, "features are log10(x + log_floor * M), M the largest value of "
                          "the same order in the fitting sample; 0 = plain log10"),
         "normalize": Key(str, "none", "none | minmax (one global min and max) | standard (per feature)"),
@@ -376,6 +377,8 @@ def _check_analysis(ana: dict, source: str) -> None:
                           "e.g. ['*'] or ['X9.SV*.*']")
     if not math.isfinite(ana["log_floor"]) or ana["log_floor"] < 0:
         raise ConfigError(f"{source}: 'analysis.log_floor' must be a number >= 0, got {ana['log_floor']}")
+    if ana["match"] not in ("code", "component"):
+        raise ConfigError(f"{source}: 'analysis.match' must be code or component, got {ana['match']!r}")
     if ana["normalize"] not in ("none", "minmax", "standard"):
         raise ConfigError(f"{source}: 'analysis.normalize' must be none, minmax or standard, got {ana['normalize']!r}")
     for key in ("sample", "components", "clusters"):

@@ -86,27 +86,59 @@ def _stale(path: str, holder: dict) -> bool:
     return is_stale(holder, age, socket.gethostname(), alive)
 
 
-@contextlib.contextmanager
-def writer_lock(store_path: str | os.PathLike):
-    """Hold the store's writer lock for the duration of the ``with`` block.
+def _held(store_path, path: str, holder: dict, command: str) -> StoreError:
+    cmd = holder.get("command", "run")  # locks written before the command was recorded: runs
+    who = f"another scatflow {cmd}" if cmd == command else f"scatflow {cmd}"
+    return StoreError(
+        f"{os.fspath(store_path)} is being written by {who} (host {holder.get('host')}, pid {holder.get('pid')}, "
+        f"since {holder.get('started')}); try again when it has finished; if that process is dead, delete {path}")
+
+
+def check_free(store_path: str | os.PathLike, command: str = "run") -> None:
+    """Refuse, before anything starts, a store whose writer lock a live process holds.
+
+    Parameters
+    ----------
+    store_path : str or PathLike
+    command : str
+        The scatflow command asking (``run``, ``analyze``), for the message.
 
     Raises
     ------
     StoreError
-        Another live run holds it (naming its host and pid).
+        Naming the holder's command, host and pid.
     """
     path = lock_path(store_path)
-    me = {"host": socket.gethostname(), "pid": os.getpid(), "started": now_iso()}
+    if os.path.exists(path):
+        holder = read_holder(path)
+        if not _stale(path, holder):
+            raise _held(store_path, path, holder, command)
+
+
+@contextlib.contextmanager
+def writer_lock(store_path: str | os.PathLike, command: str = "run"):
+    """Hold the store's writer lock for the duration of the ``with`` block.
+
+    Parameters
+    ----------
+    store_path : str or PathLike
+    command : str
+        The scatflow command holding it (``run``, ``analyze``), recorded for others' messages.
+
+    Raises
+    ------
+    StoreError
+        Another live process holds it (naming its command, host and pid).
+    """
+    path = lock_path(store_path)
+    me = {"host": socket.gethostname(), "pid": os.getpid(), "started": now_iso(), "command": command}
     for _ in range(3):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             holder = read_holder(path)
             if not _stale(path, holder):
-                raise StoreError(
-                    f"{os.fspath(store_path)} is being written by another scatflow run (host {holder.get('host')}, "
-                    f"pid {holder.get('pid')}, since {holder.get('started')}); if that run is dead, delete {path}"
-                ) from None
+                raise _held(store_path, path, holder, command) from None
             with contextlib.suppress(FileNotFoundError):
                 os.remove(path)
             continue

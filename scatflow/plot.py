@@ -177,7 +177,7 @@ def _station(reader, station: str | None):
         station = groups[0]
     elif station not in groups:
         raise StoreError(f"unknown station {station!r} in {reader.path}; available: {', '.join(groups)}")
-    ds = reader.dataset(station)
+    ds = reader.dataset(station, ledger=True)  # blocks not complete (failed, pending): NaN, as analyze sees them
     if "order_1" not in ds or "order_2" not in ds:
         raise StoreError(f"{reader.path}: group {station!r} has no order_1/order_2 coefficients")
     return station, ds

@@ -73,6 +73,20 @@ class StationGroup:
     def blocks(self) -> Blocks:
         return self.ledger.blocks
 
+    def complete_blocks(self) -> np.ndarray:
+        """Per block, whether the ledger says it holds results: marked done with all its windows.
+
+        Blocks pending, failed, without data, or grown since they ran do not (their coefficients are
+        shown and analysed as NaN); a block whose inputs changed since still holds the results of
+        the inputs it read, until the next run replaces them.
+        """
+        led = self.ledger
+        return np.array([int(led.done[b]) == led.blocks.expected(b) for b in range(led.blocks.count)], dtype=bool)
+
+    def complete_windows(self) -> np.ndarray:
+        """Per window, whether its block holds results (:meth:`complete_blocks`)."""
+        return np.repeat(self.complete_blocks(), self.blocks.chunk)[: self.n]
+
     @property
     def window(self) -> np.timedelta64:
         """Window duration (0 when the group does not say)."""
@@ -133,12 +147,23 @@ class StoreReader:
                              f"(missing {', '.join(absent)})")
         return StationGroup(name, self.root[name])
 
-    def dataset(self, name: str) -> xr.Dataset:
-        """Station group ``name`` as a lazy xarray Dataset."""
-        self.station(name)
+    def dataset(self, name: str, ledger: bool = False) -> xr.Dataset:
+        """Station group ``name`` as a lazy xarray Dataset.
+
+        With ``ledger``, the coefficients (``order_*``) of windows whose block holds no results
+        (:meth:`StationGroup.complete_blocks`: pending, failed, without data) are NaN, whatever a
+        store written by an older scatflow left there.
+        """
+        group = self.station(name)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            return xr.open_zarr(self.path, group=name, consolidated=False)
+            ds = xr.open_zarr(self.path, group=name, consolidated=False)
+        if ledger:
+            ok = group.complete_windows()
+            if not ok.all():
+                mask = xr.DataArray(ok, dims="time")
+                ds = ds.assign({v: ds[v].where(mask) for v in ds.data_vars if v.startswith("order_")})
+        return ds
 
     # -- analysis results (scatflow analyze) -------------------------------------------------
     def analysis_names(self) -> list[str]:

@@ -10,6 +10,8 @@ Layout (zarr format 3)::
         block_files  (block,)    JSON list of input files the block read (path, size, mtime)
         block_error  (block,)    why the block failed ("" when it did not)
         block_notes  (block,)    JSON: no data; conflicting or non-finite samples ("" when none)
+        block_stamp  (block,)    int64 UTC ns of the block's last data write (0 = never, or before
+                                 stamps existed): what ``scatflow analyze`` compares to relabel
 
 Rules that keep parallel writers safe (``docs/architecture.md``): the driver
 alone creates or grows groups and writes attributes; a worker writes only its
@@ -25,6 +27,7 @@ import dataclasses
 import errno
 import json
 import os
+import time
 import warnings
 
 import numpy as np
@@ -36,7 +39,7 @@ from .grid import Blocks
 from .ledger import Ledger, recorded_files_changed
 from .windows import computable
 
-LEDGER_VARS = ("block_done", "block_files", "block_error", "block_notes")
+LEDGER_VARS = ("block_done", "block_files", "block_error", "block_notes", "block_stamp")
 #: Arrays every scatflow station group holds.
 REQUIRED = ("time", "channel", "coverage", "order_1", "block_done")
 #: errno values that mean the output location cannot take more writes: stop the run.
@@ -57,6 +60,7 @@ def encoding(ds: xr.Dataset, chunk: int) -> dict:
     enc["block_files"] = {"chunks": (1,)}
     enc["block_error"] = {"chunks": (1,)}
     enc["block_notes"] = {"chunks": (1,)}
+    enc["block_stamp"] = {"chunks": (1,), "fill_value": 0}
     return enc
 
 
@@ -68,6 +72,7 @@ def _ledger_vars(n_blocks: int) -> dict:
         "block_files": (("block",), np.full(n_blocks, "", dtype=object)),
         "block_error": (("block",), np.full(n_blocks, "", dtype=object)),
         "block_notes": (("block",), np.full(n_blocks, "", dtype=object)),
+        "block_stamp": (("block",), np.zeros(n_blocks, dtype=np.int64)),
     }
 
 
@@ -338,7 +343,9 @@ class Store:
         g = self._root("r+")[key]
         for name in LEDGER_VARS:
             if name not in g:
-                g.create_array(name, shape=(n_blocks,), chunks=(1,), dtype=str, fill_value="",
+                # Absent stamps read as 0: blocks written before stamps count as unchanged until rewritten.
+                kind = (np.int64, 0) if name == "block_stamp" else (str, "")
+                g.create_array(name, shape=(n_blocks,), chunks=(1,), dtype=kind[0], fill_value=kind[1],
                                dimension_names=["block"])
 
     def write_block(self, key: str, ds: xr.Dataset, k0: int, chunk: int) -> None:
@@ -346,7 +353,26 @@ class Store:
         if k0 % chunk:
             raise StoreError(f"internal: block region starting at window {k0} is not aligned to chunks of {chunk}")
         region = {"time": slice(k0, k0 + ds.sizes["time"])}
+        self._stamp(key, k0 // chunk)
         ds.drop_vars(list(ds.coords)).to_zarr(self.path, group=key, region=region, consolidated=False)
+
+    def _stamp(self, key: str, block: int) -> None:
+        # Before the data: whatever is interrupted after, the stamp has changed whenever the data may have,
+        # so an analysis labelled against the old stamp labels the block again (README "Analysis").
+        g = self._root("r+")[key]
+        if "block_stamp" in g:
+            g["block_stamp"][block] = max(time.time_ns(), int(g["block_stamp"][block]) + 1)
+
+    def clear_block(self, key: str, block: int, k0: int, k1: int) -> None:
+        """Unmark block ``block`` (windows ``k0 .. k1``) and replace its coefficients by NaN and its
+        coverage by 0, so a block whose recompute failed keeps no earlier numbers (worker)."""
+        g = self._root("r+")[key]
+        g["block_done"][block] = 0  # first: never marked done over the NaN written next
+        self._stamp(key, block)
+        for name, arr in g.arrays():
+            dims = arr.metadata.dimension_names or ()
+            if dims[:1] == ("time",) and (name.startswith("order_") or name == "coverage"):
+                arr[k0:k1] = 0.0 if name == "coverage" else np.nan
 
     def mark_block(self, key: str, block: int, windows: int, files: list | None = None, error: str = "",
                    notes: dict | None = None) -> None:
@@ -413,6 +439,18 @@ class Store:
                 arr.resize((end, *arr.shape[1:]))
         timed = ds.drop_vars([v for v in ds.variables if "time" not in ds[v].dims])
         timed.to_zarr(self.path, group=group, region={"time": slice(k0, end)}, consolidated=False)
+
+    def write_analysis_stamps(self, name: str, key: str, stamps: np.ndarray) -> None:
+        """Record, per block of station ``key``, the ledger stamp (``block_stamp``) its labels in
+        ``analysis/<name>/<key>`` were computed from: ``block_stamp`` (block,) there."""
+        g = zarr.open_group(self.path, path=self.analysis_group(name, key), mode="r+", use_consolidated=False)
+        stamps = np.asarray(stamps, dtype=np.int64)
+        if "block_stamp" in g and g["block_stamp"].shape != stamps.shape:
+            g["block_stamp"].resize(stamps.shape)
+        if "block_stamp" not in g:
+            g.create_array("block_stamp", shape=stamps.shape, chunks=(max(len(stamps), 1),), dtype=np.int64,
+                           fill_value=0, dimension_names=["block"])
+        g["block_stamp"][:] = stamps
 
 
 def versions() -> dict:

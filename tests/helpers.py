@@ -202,3 +202,21 @@ def bits_differing_without_avx512(tmp_path: Path, code: str) -> list[str]:
     native, avx2 = results
     assert sorted(native.files) == sorted(avx2.files) and native.files
     return [k for k in native.files if native[k].tobytes() != avx2[k].tobytes()]
+
+
+def run_in_process(cfg) -> list:
+    """A ``scatflow run`` of ``cfg`` without a cluster: plan, prepare the store, run every block
+    task in this process (as a worker would); returns the :class:`BlockResult` of each."""
+    from scatflow.blocks import run_block
+    from scatflow.plan import make_plan
+    from scatflow.run import prepare_store
+    from scatflow.store import Store
+
+    store = Store(cfg.output["store"])
+    plan = make_plan(cfg, store)
+    store.open_or_create(plan.design.record())
+    store.drop_consolidated()
+    prepare_store(plan, store)
+    results = [run_block(t) for t in plan.block_tasks()]
+    store.consolidate()
+    return results

@@ -53,7 +53,7 @@ def test_every_key_is_accepted_and_kept():
         preprocess={"inventory": ["meta/*.xml"], "response": "velocity", "pre_filt": [0.05, 0.1, 20.0, 24.0],
                     "water_level": 40.0, "filter": {"type": "highpass", "freq": 1.0, "corners": 2, "zerophase": True},
                     "sampling_rate": 40.0, "pad_s": 120.0},
-        analysis={"name": "ica2", "stations": ["X9.*.*"], "joint": False, "log_floor": 0.0, "normalize": "minmax",
+        analysis={"name": "ica2", "stations": ["X9.*.*"], "joint": False, "match": "component", "log_floor": 0.0, "normalize": "minmax",
                   "sample": 5000, "components": 6, "seed": 1, "clusters": 5, "cluster_seed": 2},
     )
     cfg = parse_config(raw, base=Path("/cfg"))
