@@ -211,7 +211,7 @@ def by_response(rec: np.ndarray, lattice: Lattice, seed_id: str, responses: Resp
                          f"{UTCDateTime(ns=lattice.time(j0 + hit[-1]))} not recorded: no channel epoch in force "
                          "between two epochs with different responses")
         spans.append((j0, j1, p))
-    notes += responses.overlaps(seed_id, lattice.time(0), lattice.time(n - 1))
+    notes += [f"{seed_id}: {note}" for note in responses.overlaps(seed_id, lattice.time(0), lattice.time(n - 1))]
     return spans
 
 
@@ -239,7 +239,7 @@ def _pieces(rows: list) -> tuple[list[Piece], list]:
             # The latest start applies; among epochs starting together, the last listed (a later entry corrects).
             pick = max(enumerate(now), key=lambda e: (e[1][0], e[0]))[1]
             if y - x > 1 and len({r[3] for r in now}) > 1:
-                overlaps.append((x, y, f"{pick[2].code}: epochs overlap from {_iso(x)} to {_iso(y - 1)} with "
+                overlaps.append((x, y, f"epochs overlap from {_iso(x)} to {_iso(y - 1)} with "
                                        f"different responses; the one starting {_iso(pick[0])} applies"))
             raw.append(Piece(x, y, pick[2].response, pick[3], ((x, pick[2].response),)))
         else:

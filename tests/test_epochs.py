@@ -175,3 +175,15 @@ def test_a_hole_between_epochs_is_not_recorded_and_noted():
         process(obspy.Stream([tr]), [ID], T0.ns, T0.ns + 2400 * 10**9, int(900 * RATE), RATE, pre, inv)
     used, cuts = Responses(pre, inv).records([ID], (change - 60).ns, (change + 60).ns)[0]["digest"].split("@")
     assert used.split(",")[1] == "none" and cuts == f"{(change - 1).ns + 1},{change.ns}"
+
+
+def test_info_shows_the_preprocessing_notes_of_a_block(tmp_path):
+    from scatflow.report import store_report
+
+    change = T0 + 75 * 60
+    archive(tmp_path / "sds")
+    inv = tmp_path / "inv.xml"
+    epoch_inventory(ID, RATE, [("2019-01-01", change - 1, 1.0), (change, None, 2.0)]).write(str(inv), format="STATIONXML")
+    run_blocks_in_process(config(tmp_path / "sds", tmp_path / "s.zarr", inv))
+    text = store_report(tmp_path / "s.zarr")
+    assert "preprocessing notes: block(s) 2 (first: XX.EP..HHZ: 49 sample(s) from 2020-03-01T01:14:59.020000Z" in text, text
