@@ -258,7 +258,8 @@ def _compute_and_write(task: BlockTask, store: Store, result: BlockResult, files
     del stream
     cov = windows.coverage(aligned.recorded, grid.bins, grid.hop, k1 - k0)
     notes = {k: v for k, v in (("conflicting", aligned.conflicting), ("nonfinite", aligned.nonfinite),
-                               ("other_rates", sorted(set(aligned.other_rates)))) if v}
+                               ("other_rates", sorted(set(aligned.other_rates))), ("preprocess", aligned.notes))
+             if v}
     net = station_network(params, grid.bins, grid.sampling_rate)
     computable = windows.computable(cov, params.min_coverage)
     if aligned.other_rates and not computable.any():
@@ -292,10 +293,11 @@ def _samples(stream, task: BlockTask, files: list) -> windows.Aligned:
     if not pre.active:
         return windows.align(stream, st.channels, grid.sample_ns(k0), grid.nsamp(k0, k1), grid.sampling_rate)
     inv = load_inventory(pre.inventory) if pre.inventory else None
-    if pre.response != "none":
-        files.extend(Responses(pre, inv).records(st.channels, *grid.block_read_span(task.blocks, task.block)))
+    responses = Responses(pre, inv) if pre.response != "none" else None
+    if responses is not None:
+        files.extend(responses.records(st.channels, *grid.block_read_span(task.blocks, task.block)))
     full = process(stream, st.channels, grid.origin_ns, grid.sample_ns(k0),
-                   grid.nsamp(*grid.block_windows(task.blocks, task.block)), grid.sampling_rate, pre, inv)
+                   grid.nsamp(*grid.block_windows(task.blocks, task.block)), grid.sampling_rate, pre, inv, responses)
     n = grid.nsamp(k0, k1)
     full.data, full.recorded = full.data[:, :n], full.recorded[:, :n]
     return full

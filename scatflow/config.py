@@ -259,7 +259,7 @@ def _check(sections: dict, base: Path | None, source: str, block_given: bool = T
     _check_network(sections["network"], resolve, source)
     _check_output(sections["output"], sections["network"], resolve, source, block_given)
     _check_cluster(sections["cluster"], source)
-    _check_preprocess(sections["preprocess"], resolve, source)
+    _check_preprocess(sections["preprocess"], resolve, source, sections["output"]["block_s"])
     _check_analysis(sections["analysis"], source)
 
 
@@ -357,14 +357,14 @@ def _check_cluster(clu: dict, source: str) -> None:
             raise ConfigError(f"{source}: 'cluster.{key}' must be at least 1, got {clu[key]}")
 
 
-def _check_preprocess(pre: dict, resolve, source: str) -> None:
+def _check_preprocess(pre: dict, resolve, source: str, block_s: float) -> None:
     from .preprocess import check_section
 
     if pre["inventory"] is not None:
         if not pre["inventory"] or not all(isinstance(p, str) for p in pre["inventory"]):
             raise ConfigError(f"{source}: 'preprocess.inventory' must be a non-empty list of StationXML globs")
         pre["inventory"] = [resolve(p) for p in pre["inventory"]]
-    check_section(pre, source)
+    check_section(pre, source, block_s)
 
 
 def _check_analysis(ana: dict, source: str) -> None:

@@ -22,6 +22,7 @@ from .errors import ConfigError, InputError, StoreError
 from .grid import Blocks, Grid, same_rate, whole_samples
 from .ledger import inputs_differ
 from .network import ScatteringNetwork
+from .prechecks import check_station
 from .preprocess import Preprocess, Responses, load_inventory
 from .sources import FileSource, SDSSource, Source, Station
 from .store import StationState, Store
@@ -227,6 +228,7 @@ def make_plan(cfg: Config, store: Store, source: Source | None = None, fresh: bo
             if fixed_rate is not None and not same_rate(rate, fixed_rate):
                 raise InputError(f"{st.channels[0]}: sampling rate {rate} Hz does not match the "
                                  f"design's {fixed_rate} Hz")
+            check_station(pre, st, inventory, *span)  # settings that cannot apply to a channel
             state = None if fresh else store.station_state(st.key)
             sp = _station_plan(design, source, st, state, *span, responses=responses)
         except (ConfigError, InputError, StoreError) as exc:

@@ -23,14 +23,15 @@ from __future__ import annotations
 import dataclasses
 import functools
 import glob
-import hashlib
 import math
 import os
 import typing as T
+import warnings
 from fractions import Fraction
 
 import numpy as np
 
+from .epochs import Lattice, Responses, by_response, epochs, split
 from .errors import ConfigError, InputError
 from .grid import same_rate
 from .sources import nominal_rate
@@ -127,8 +128,9 @@ class Preprocess:
         return dataclasses.replace(pre, pad_s=float(pad) if pad is not None else default_pad(pre))
 
 
-def check_section(sec: dict, source: str) -> None:
-    """Validate a ``[preprocess]`` section in place (ConfigError naming the key)."""
+def check_section(sec: dict, source: str, block_s: float | None = None) -> None:
+    """Validate a ``[preprocess]`` section in place (ConfigError naming the key); with ``block_s``
+    (``output.block_s``, seconds), also refuse a pad longer than a block."""
     where = f"{source}: 'preprocess."
     if sec["response"] not in RESPONSES:
         raise ConfigError(f"{where}response' must be one of {', '.join(RESPONSES)}, got {sec['response']!r}")
@@ -151,6 +153,12 @@ def check_section(sec: dict, source: str) -> None:
         raise ConfigError(f"{where}sampling_rate' must be a positive rate in Hz, got {rate}")
     if sec["pad_s"] is not None and (not math.isfinite(sec["pad_s"]) or sec["pad_s"] < 0):
         raise ConfigError(f"{where}pad_s' must be a number of seconds >= 0, got {sec['pad_s']}")
+    if block_s is not None:
+        from .prechecks import check_pad
+
+        pre = Preprocess.from_section(sec)
+        if pre.active:
+            check_pad(pre.pad_s, block_s, sec["pad_s"] is not None, source)
 
 
 def _check_filter(filt: dict, where: str) -> dict:
@@ -276,19 +284,6 @@ def _load(key: tuple):
     return inv
 
 
-def _epochs(inv, seed_id: str) -> list:
-    net, sta, loc, cha = seed_id.split(".")
-    out = []
-    for n in inv.networks:
-        if n.code != net:
-            continue
-        for s in n.stations:
-            if s.code != sta:
-                continue
-            out += [(s, c) for c in s.channels if c.code == cha and c.location_code == loc]
-    return out
-
-
 def _in_epoch(obj, t_ns: int) -> bool:
     start = obj.start_date.ns if obj.start_date is not None else -(2 ** 62)
     end = obj.end_date.ns if obj.end_date is not None else 2 ** 62
@@ -298,9 +293,9 @@ def _in_epoch(obj, t_ns: int) -> bool:
 def coordinates(inv, seed_id: str, t_ns: int) -> dict:
     """``latitude``, ``longitude`` (degrees), ``elevation``, ``depth`` (m) of a channel at ``t_ns``
     (the epoch in force then, else its latest epoch; NaN when the inventory lacks the channel)."""
-    epochs = _epochs(inv, seed_id)
-    now = [c for s, c in epochs if _in_epoch(c, t_ns)]
-    chan = now[0] if now else (max(epochs, key=lambda e: e[1].start_date or 0)[1] if epochs else None)
+    found = epochs(inv, seed_id)
+    now = [c for s, c in found if _in_epoch(c, t_ns)]
+    chan = now[0] if now else (max(found, key=lambda e: e[1].start_date or 0)[1] if found else None)
     if chan is None:
         return dict.fromkeys(("latitude", "longitude", "elevation", "depth"), float("nan"))
     return {"latitude": float(chan.latitude), "longitude": float(chan.longitude),
@@ -308,68 +303,24 @@ def coordinates(inv, seed_id: str, t_ns: int) -> dict:
 
 
 def units(pre: Preprocess, inv, channels: list[str], t_ns: int) -> str:
-    """Units of a station's processed samples (``counts``, ``m/s``, ``m``, ``m/s**2``)."""
+    """Units of a station's processed samples (``counts``, ``m/s``, ``m``, ``m/s**2``; with
+    ``sensitivity``, the response's input units: the SI ones as these, others as the inventory
+    writes them, e.g. ``Pa``)."""
     if pre.units is not None:
         return pre.units
     for seed_id in channels:
-        for _, c in _epochs(inv, seed_id):
+        for _, c in epochs(inv, seed_id):
             sens = getattr(c.response, "instrument_sensitivity", None)
             if sens is not None and sens.input_units:
                 u = sens.input_units.upper()
-                return {"M/S": "m/s", "M": "m", "M/S**2": "m/s**2", "M/S/S": "m/s**2"}.get(u, sens.input_units.lower())
+                return {"M/S": "m/s", "M": "m", "M/S**2": "m/s**2", "M/S/S": "m/s**2"}.get(u, sens.input_units)
     return "unknown"
-
-
-class Responses:
-    """The responses of an inventory as block inputs: one record per channel epoch in a span.
-
-    A record ``{"path": "response:ID", "size": 0, "mtime": 0, "digest": D}``
-    sits beside a block's file records in its ledger; ``D`` depends on the
-    response values only (not on epoch dates), so extending an epoch changes
-    nothing already computed and correcting a response recomputes exactly the
-    blocks that used it.
-    """
-
-    def __init__(self, pre: Preprocess, inv):
-        self.pre, self.inv = pre, inv
-        self._cache: dict[str, list] = {}
-
-    def _channel(self, seed_id: str) -> list:
-        if seed_id not in self._cache:
-            rows = []
-            for _, c in _epochs(self.inv, seed_id):
-                start = c.start_date.ns if c.start_date is not None else -(2 ** 62)
-                end = c.end_date.ns if c.end_date is not None else 2 ** 62
-                rows.append((start, end, self._digest(c.response)))
-            self._cache[seed_id] = sorted(rows)
-        return self._cache[seed_id]
-
-    def _digest(self, response) -> str:
-        try:
-            if self.pre.response == "sensitivity":
-                values = np.array([response.instrument_sensitivity.value])
-            else:
-                freqs = np.logspace(-3, 2, 61)
-                values = response.get_evalresp_response_for_frequencies(freqs, output=_OUTPUT[self.pre.response])
-            return hashlib.sha1(np.ascontiguousarray(values).tobytes()).hexdigest()[:16]
-        except Exception as exc:  # noqa: BLE001 - an unusable response is an input too
-            return "unusable:" + hashlib.sha1(str(exc).encode()).hexdigest()[:8]
-
-    def records(self, channels: T.Iterable[str], t0_ns: int, t1_ns: int) -> list[dict]:
-        """The response records of ``channels`` for epochs overlapping ``[t0_ns, t1_ns]``."""
-        if self.pre.response == "none":
-            return []
-        out = []
-        for seed_id in channels:
-            digests = [d for a, b, d in self._channel(seed_id) if a <= t1_ns and b >= t0_ns]
-            out.append({"path": f"response:{seed_id}", "size": 0, "mtime": 0, "digest": ",".join(digests)})
-        return out
 
 
 # --- processing --------------------------------------------------------------------------------
 
 def process(stream, channels: list[str], origin_ns: int, start_ns: int, nsamp: int, rate: float,
-            pre: Preprocess, inv=None) -> Aligned:
+            pre: Preprocess, inv=None, responses: Responses | None = None) -> Aligned:
     """Processed samples of ``channels`` on the output lattice ``start_ns + i / rate``.
 
     Parameters
@@ -389,14 +340,26 @@ def process(stream, channels: list[str], origin_ns: int, start_ns: int, nsamp: i
     pre : Preprocess
     inv : obspy.Inventory, optional
         Needed for a response step.
+    responses : Responses, optional
+        The inventory's responses by epoch (default: made from ``inv``; pass one to reuse its cache).
 
     Returns
     -------
     Aligned
-        Samples and the recorded mask (False within ``pad`` of a data edge).
+        Samples and the recorded mask (False within ``pad`` of a data edge or of an instant where
+        the response changes); ``notes`` holds what the block should record (holes between
+        epochs, overlapping epochs, ObsPy's warnings).
+
+    Raises
+    ------
+    InputError
+        A recorded sample outside every epoch of its channel, a response ObsPy cannot use, or a
+        setting that cannot apply at a channel's rate (:func:`scatflow.prechecks.rate_problem`).
     """
     out = Aligned(np.zeros((len(channels), nsamp)), np.zeros((len(channels), nsamp), dtype=bool))
     target = _Target(origin_ns, start_ns, nsamp, rate)
+    if pre.response != "none" and responses is None:
+        responses = Responses(pre, inv)
     for row, seed_id in enumerate(channels):
         traces = [tr for tr in stream if tr.id == seed_id and tr.stats.npts]
         channel = _Channel(seed_id, out, row, np.zeros(nsamp, dtype=bool))
@@ -406,7 +369,8 @@ def process(stream, channels: list[str], origin_ns: int, start_ns: int, nsamp: i
                 out.other_rates += [f"{seed_id}: {raw:g} Hz from {tr.stats.starttime}" for tr in group[:1]]
                 continue
             up, down = (1, 1) if same_rate(raw, rate) else ratio(raw, rate, seed_id)
-            _process_rate(group, raw, up, down, target, channel, pre, inv)
+            _process_rate(group, raw, up, down, target, channel, pre, responses)
+    out.notes = list(dict.fromkeys(out.notes))
     return out
 
 
@@ -445,13 +409,18 @@ def _index(delta_ns: int, rate: float) -> int:
 
 
 def _process_rate(group: list, raw: float, up: int, down: int, target: _Target, channel: _Channel,
-                  pre: Preprocess, inv) -> None:
+                  pre: Preprocess, responses: Responses | None) -> None:
     """Process a channel's traces at input rate ``raw`` (resampled by ``up / down``) into ``channel``."""
     import obspy
+
+    from .prechecks import rate_problem
 
     origin_ns, start_ns, nsamp, rate, o0 = (target.origin_ns, target.start_ns, target.nsamp, target.rate,
                                             target.o0)
     seed_id, out, row, filled = channel.seed_id, channel.out, channel.row, channel.filled
+    problem = rate_problem(pre, raw)
+    if problem:  # a rate the plan did not see (the planner refuses the rates it knows)
+        raise InputError(f"{seed_id}: {problem}")
     pad = pre.pad_ns
     i_a = math.ceil((start_ns - pad - origin_ns) * raw / 1e9 - 1e-6)
     i_b = math.floor((start_ns + nsamp * 1e9 / rate + pad - origin_ns) * raw / 1e9 + 1e-6)
@@ -461,13 +430,16 @@ def _process_rate(group: list, raw: float, up: int, down: int, target: _Target, 
     out.nonfinite += al.nonfinite
     pad_out = math.ceil(pre.pad_s * rate - 1e-9)
     rec = al.recorded[0]
-    for a, b in _runs(rec):
+    lattice = Lattice(origin_ns, i_a, raw)
+    spans = by_response(rec, lattice, seed_id, responses, out.notes) if responses is not None else []
+    for a, b in split(_runs(rec), [j0 for j0, _, _ in spans[1:]]):
         s = -(-(i_a + a) // down) * down  # the first sample on both lattices
         x = al.data[0, s - i_a:b]
         if len(x) < 2 * down:
             continue
         t0 = origin_ns + int(round(s * 1e9 / raw))
-        y = _chain(x, seed_id, raw, t0, up, down, pre, inv)
+        response = next((p for j0, j1, p in spans if j0 <= a < j1)).response_at(t0) if spans else None
+        y = _chain(x, seed_id, raw, t0, up, down, pre, response, out.notes)
         n0 = s * up // down - o0
         lo = n0 + (pad_out if a > 0 else 0)
         end = math.ceil((i_a + b) * up / down) - o0  # exclusive output index of the run's end
@@ -492,8 +464,10 @@ def _runs(rec: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(edges[::2], edges[1::2]))
 
 
-def _chain(x: np.ndarray, seed_id: str, raw: float, t0_ns: int, up: int, down: int, pre: Preprocess, inv) -> np.ndarray:
-    """Response, filter and resampling of one contiguous run starting at ``t0_ns``."""
+def _chain(x: np.ndarray, seed_id: str, raw: float, t0_ns: int, up: int, down: int, pre: Preprocess, response,
+           notes: list) -> np.ndarray:
+    """Response (``response``: the one in force over the whole run), filter and resampling of one
+    contiguous run starting at ``t0_ns``; ObsPy's warnings join ``notes`` instead of the console."""
     from obspy import Trace, UTCDateTime
     from scipy.signal import resample_poly
 
@@ -501,23 +475,30 @@ def _chain(x: np.ndarray, seed_id: str, raw: float, t0_ns: int, up: int, down: i
     tr = Trace(np.array(x, dtype=np.float64), header={"network": net, "station": sta, "location": loc,
                                                       "channel": cha, "sampling_rate": raw,
                                                       "starttime": UTCDateTime(ns=t0_ns)})
-    if pre.response != "none":
-        try:
-            if pre.response == "sensitivity":
-                tr.remove_sensitivity(inventory=inv)
-            else:
-                # The cosine taper covers the first half of the pad at each end (the pad is twice the
-                # transient), whatever the run's length, so a cut's effect is the same in every block.
-                frac = min(1.0, pre.pad_s * raw / tr.stats.npts)
-                tr.remove_response(inventory=inv, output=_OUTPUT[pre.response], pre_filt=pre.pre_filt,
-                                   water_level=pre.water_level, zero_mean=True, taper=True, taper_fraction=frac)
-        except Exception as exc:  # noqa: BLE001 - ObsPy raises bare Exceptions for missing responses
-            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise InputError(f"{seed_id}: no usable response in preprocess.inventory at {UTCDateTime(ns=t0_ns)} "
-                             f"({msg})") from None
-    if pre.filter is not None:
-        opts = pre.filter_options
-        tr.filter(opts.pop("type"), **opts)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if pre.response != "none":
+            try:
+                if response is None:
+                    raise ValueError("no response")
+                tr.stats.response = response
+                if pre.response == "sensitivity":
+                    tr.remove_sensitivity()
+                else:
+                    # The cosine taper covers the first half of the pad at each end (the pad is twice the
+                    # transient), whatever the run's length, so a cut's effect is the same in every block.
+                    frac = min(1.0, pre.pad_s * raw / tr.stats.npts)
+                    tr.remove_response(output=_OUTPUT[pre.response], pre_filt=pre.pre_filt,
+                                       water_level=pre.water_level, zero_mean=True, taper=True,
+                                       taper_fraction=frac)
+            except Exception as exc:  # noqa: BLE001 - ObsPy raises bare Exceptions for unusable responses
+                msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise InputError(f"{seed_id}: no usable response in preprocess.inventory at "
+                                 f"{UTCDateTime(ns=t0_ns)} ({msg})") from None
+        if pre.filter is not None:
+            opts = pre.filter_options
+            tr.filter(opts.pop("type"), **opts)
+    notes += [f"{seed_id}: {w.message}" for w in caught]
     data = tr.data.astype(np.float64, copy=False)
     if (up, down) != (1, 1):
         data = resample_poly(data, up, down)

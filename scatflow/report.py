@@ -165,6 +165,9 @@ def _ledger_lines(st: StationGroup) -> list[str]:
             # Per block, over its read span: a window straddling two blocks counts in both, so no sum.
             lines.append(f"  not recorded: {what} (counted as gaps) in block(s) {_ranges(counts)}, "
                          f"up to {max(counts.values())} in one block")
+    noted = {b: led.note(b, "preprocess", []) for b in range(led.blocks.count) if led.note(b, "preprocess", [])}
+    if noted:
+        lines.append(f"  preprocessing notes: block(s) {_ranges(noted)} (first: {noted[min(noted)][0]})")
     changes = {b: led.note(b, "other_rates", []) for b in range(led.blocks.count) if led.note(b, "other_rates", [])}
     if changes:
         first = changes[min(changes)][0]

@@ -40,6 +40,8 @@ class Aligned:
     other_rates : list of str
         Traces within the span at another sampling rate (not recorded), as
         ``"ID: R Hz from T"``: the station's rate changes there.
+    notes : list of str
+        Preprocessing notes (responses by epoch, ObsPy warnings), one line each.
     """
 
     data: np.ndarray
@@ -47,6 +49,7 @@ class Aligned:
     conflicting: int = 0
     nonfinite: int = 0
     other_rates: list = dataclasses.field(default_factory=list)
+    notes: list = dataclasses.field(default_factory=list)
 
 
 def align(stream: obspy.Stream, channels: list[str], start_ns: int, nsamp: int, sampling_rate: float) -> Aligned:

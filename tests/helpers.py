@@ -204,9 +204,50 @@ def bits_differing_without_avx512(tmp_path: Path, code: str) -> list[str]:
     return [k for k in native.files if native[k].tobytes() != avx2[k].tobytes()]
 
 
-def run_in_process(cfg) -> list:
-    """A ``scatflow run`` of ``cfg`` without a cluster: plan, prepare the store, run every block
-    task in this process (as a worker would); returns the :class:`BlockResult` of each."""
+# -- archives and inventories made with ObsPy ---------------------------------------------------
+def write_sds(root, traces) -> Path:
+    """Write ObsPy traces (each within one UTC day) into an SDS archive under ``root`` as miniSEED
+    (the traces of one channel and day in one file)."""
+    import obspy
+
+    root = Path(root)
+    files: dict = {}
+    for tr in traces:
+        t, s = tr.stats.starttime, tr.stats
+        path = root / f"{t.year}" / s.network / s.station / f"{s.channel}.D" / \
+            f"{s.network}.{s.station}.{s.location}.{s.channel}.D.{t.year}.{t.julday:03d}"
+        files.setdefault(path, obspy.Stream()).append(tr)
+    for path, stream in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        stream.write(str(path), format="MSEED")
+    return root
+
+
+def epoch_inventory(seed_id: str, rate: float, epochs):
+    """An ObsPy Inventory with one channel epoch per ``(start, end, gain)`` of ``epochs`` (``end``
+    None: open), each with the example's velocity sensor (scatflow.synthetic.station_inventory)
+    and its first stage's gain multiplied by ``gain``."""
+    from obspy import UTCDateTime
+
+    from scatflow.synthetic import station_inventory
+
+    inv = station_inventory([(seed_id, rate)], start=epochs[0][0])
+    station = inv[0][0]
+    template = station.channels[0]
+    station.channels = []
+    for start, end, gain in epochs:
+        chan = template.copy()
+        chan.start_date = UTCDateTime(start)
+        chan.end_date = None if end is None else UTCDateTime(end)
+        chan.response.response_stages[0].stage_gain *= gain
+        chan.response.recalculate_overall_sensitivity()
+        station.channels.append(chan)
+    return inv
+
+
+def plan_and_run_in_process(cfg):
+    """A ``scatflow run`` of ``cfg`` (a Config) without a cluster: plan, prepare the store, run
+    every block task in this process (as a worker would); ``(plan, [BlockResult...])``."""
     from scatflow.blocks import run_block
     from scatflow.plan import make_plan
     from scatflow.run import prepare_store
@@ -219,4 +260,19 @@ def run_in_process(cfg) -> list:
     prepare_store(plan, store)
     results = [run_block(t) for t in plan.block_tasks()]
     store.consolidate()
-    return results
+    return plan, results
+
+
+def run_in_process(cfg) -> list:
+    """:func:`plan_and_run_in_process` of a Config; the :class:`BlockResult` of each task."""
+    return plan_and_run_in_process(cfg)[1]
+
+
+def run_blocks_in_process(config: dict):
+    """:func:`plan_and_run_in_process` of a parsed-config dict, every block computed or without
+    data (asserted); the plan."""
+    from scatflow.config import parse_config
+
+    plan, results = plan_and_run_in_process(parse_config(config))
+    assert all(r.ok or r.no_data for r in results), [r.error for r in results if r.error]
+    return plan
