@@ -2,8 +2,8 @@
 
 Two kinds, with one small interface (:class:`Source`): plain file globs
 (:class:`FileSource`, headers read once at planning time) and SDS archives
-(:class:`SDSSource`, planned from file names; waveforms read through ObsPy's
-SDS client). Workers call :meth:`Source.read` for exactly the span a block
+(:class:`SDSSource`, planned from file names and one header per channel;
+day files read as ObsPy's SDS client does, each checked). Workers call :meth:`Source.read` for exactly the span a block
 needs; it returns the ObsPy stream and the files it touched (provenance).
 """
 
@@ -71,8 +71,10 @@ def station_key(seed_id: str) -> str:
 class Source:
     """Interface of a waveform source."""
 
-    #: (file, reason) of input files that could not be read at planning (skipped).
+    #: (file or station, reason) of what could not be planned because of unreadable input (refused).
     unreadable: list[tuple[str, str]] = []
+    #: (channel, reason) of what planning noticed about the input without refusing anything.
+    notes: list[tuple[str, str]] = []
 
     def stations(self, any_rate: bool = False) -> list[Station]:  # pragma: no cover - interface
         """The stations found; ``any_rate``: channels of one station may differ in rate (they are
@@ -236,7 +238,8 @@ class FileSource(Source):
 
 
 class SDSSource(Source):
-    """An SDS archive read through :class:`obspy.clients.filesystem.sds.Client`."""
+    """An SDS archive: channels listed and day files found by
+    :class:`obspy.clients.filesystem.sds.Client`, each file read and checked here."""
 
     def __init__(self, root: str, select: list[str]):
         from obspy.clients.filesystem.sds import Client
@@ -251,53 +254,110 @@ class SDSSource(Source):
         return {"kind": "sds", "root": self.root, "select": self.select}
 
     def stations(self, any_rate: bool = False) -> list[Station]:
+        """The stations of the archive's channels, from one readable header per channel.
+
+        A channel's files are tried in time order until one holds a record of that channel:
+        an empty, damaged or mislabelled file never stops the planning. A channel without any
+        such file joins its station at the station's rate (its files give no samples, or fail
+        the blocks that read them) and is noted in :attr:`notes`; a station none of whose
+        channels has one is refused in :attr:`unreadable`, with the files and reasons.
+        """
         ids = sorted(".".join(nslc) for nslc in self.client.get_all_nslc() if matches(".".join(nslc), self.select))
         if not ids:
             raise InputError(f"input.sds: no channel matches select={self.select} under {self.root}")
-        extents = []
+        extents, unrated = [], {}
         for seed_id in ids:
-            # One record's header per channel gives its sampling rate; no waveform is decoded.
-            path = self._any_file(seed_id)
-            for tr in _read(path, headonly=True):
-                if tr.id == seed_id:
-                    extents.append(Extent(path, seed_id, tr.stats.starttime.ns, tr.stats.endtime.ns,
-                                          nominal_rate(tr.stats.sampling_rate)))
-                    break
+            extent, bad = self._first_header(seed_id)
+            if extent is None:
+                unrated[seed_id] = bad
+            else:
+                extents.append(extent)
         stations = _group_stations(extents, "input.sds", any_rate)
+        by_key = {s.key: s for s in stations}
+        self.unreadable, self.notes = [], []
+        for key in sorted({station_key(c) for c in unrated}):
+            channels = [c for c in unrated if station_key(c) == key]
+            why = "; ".join(f"{c}: {_bad_files(unrated[c])}" for c in channels)
+            if key not in by_key:
+                self.unreadable.append((key, f"no channel has a readable file of its own ({why})"))
+                continue
+            st = by_key[key]
+            st.channels = sorted(st.channels + channels)
+            self.notes += [(c, f"no readable file of its own ({_bad_files(unrated[c])}): taken at the station's "
+                               f"{st.sampling_rate:g} Hz, not recorded where its files hold no data")
+                           for c in channels]
         for s in stations:  # spans are decided by the config's start/end, not by one file
             s.first_ns = s.last_ns = None
         return stations
 
-    def _any_file(self, seed_id: str) -> str:
+    def _channel_files(self, seed_id: str) -> list[str]:
+        """Every day file of ``seed_id`` in the archive, in time order."""
         net, sta, loc, cha = seed_id.split(".")
         pattern = os.path.join(self.root, "*", net, sta, f"{cha}.D", f"{net}.{sta}.{loc}.{cha}.D.*")
-        for path in sorted(glob.glob(pattern)):
-            if os.path.getsize(path) > 0:
-                return path
-        raise InputError(f"input.sds: no non-empty file for {seed_id} under {self.root}")
+        return sorted(glob.glob(pattern))
+
+    def _first_header(self, seed_id: str) -> tuple[Extent | None, list[tuple[str, str]]]:
+        """The first record header of ``seed_id`` in its files (only its rate is needed), and
+        the (file, reason) of the files before it that could not give one."""
+        bad = []
+        for path in self._channel_files(seed_id):
+            try:
+                stream = _read(path, format="MSEED", headonly=True)
+            except InputError as exc:
+                text = str(exc)
+                bad.append((path, text[len(path) + 2:] if text.startswith(f"{path}: ") else text))
+                continue
+            for tr in stream:
+                if tr.id == seed_id:
+                    return Extent(path, seed_id, tr.stats.starttime.ns, tr.stats.endtime.ns,
+                                  nominal_rate(tr.stats.sampling_rate)), bad
+            bad.append((path, _mislabelled(stream, seed_id)))
+        return None, bad
+
+    def _channel_paths(self, seed_id: str, t0: UTCDateTime, t1: UTCDateTime) -> list[str]:
+        net, sta, loc, cha = seed_id.split(".")
+        return sorted(p for p in self.client._get_filenames(net, sta, loc, cha, t0, t1) if os.path.isfile(p))
 
     def _paths(self, station, t0, t1):
-        paths = []
-        for seed_id in station.channels:
-            net, sta, loc, cha = seed_id.split(".")
-            paths += [p for p in self.client._get_filenames(net, sta, loc, cha, t0, t1) if os.path.isfile(p)]
-        return paths
+        return [p for seed_id in station.channels for p in self._channel_paths(seed_id, t0, t1)]
 
     def read(self, station, t0, t1):
-        stream = obspy.Stream()
+        """As ObsPy's SDS client (``get_waveforms(..., merge=None)``), file by file, with every
+        file checked: an empty file holds no data; a damaged, truncated or mislabelled one (records
+        of another SEED id than its path's, which the client would drop silently, making it look
+        like an outage) raises an InputError naming it, failing only the blocks that read it."""
         files = self.input_records(station, t0, t1)
+        stream = obspy.Stream()
         for seed_id in station.channels:
-            net, sta, loc, cha = seed_id.split(".")
-            with warnings.catch_warnings():
-                # A truncated file only warns in ObsPy: make it an error, never a short trace.
-                warnings.simplefilter("error", category=_mseed_warning())
-                try:
-                    # No merge: ObsPy's merge refuses traces of different rates (a station
-                    # upgraded at midnight) and picks one side of a conflicting overlap.
-                    stream += self.client.get_waveforms(net, sta, loc, cha, t0, t1, merge=None)
-                except Exception as exc:  # noqa: BLE001 - ObsPy raises many types for bad files
-                    raise InputError(f"{seed_id}: cannot read SDS data for {t0}..{t1} ({_short(exc)})") from None
+            for path in self._channel_paths(seed_id, t0, t1):
+                if os.path.getsize(path) == 0:
+                    continue  # a ring-buffer archiver's placeholder: no data, as for ObsPy's client
+                part = _read(path, format="MSEED", starttime=t0, endtime=t1)
+                if any(tr.id != seed_id for tr in part):
+                    raise InputError(f"{path}: {_mislabelled(part, seed_id)}")
+                stream += part
+        # No merge: ObsPy's merge refuses traces of different rates (a station upgraded at
+        # midnight) and picks one side of a conflicting overlap.
+        stream.trim(t0, t1)
         return stream, files
+
+
+def _mislabelled(stream: obspy.Stream, seed_id: str) -> str:
+    """Why a file of ``seed_id``'s SDS path holding ``stream`` is not used."""
+    others = sorted({tr.id for tr in stream} - {seed_id})
+    if not others:
+        return "holds no record"
+    also = "also " if any(tr.id == seed_id for tr in stream) else ""
+    return (f"{also}holds records of {', '.join(others)}, not of its SDS path {seed_id} (not used: "
+            "move the file or correct its records' headers)")
+
+
+def _bad_files(bad: list[tuple[str, str]], most: int = 3) -> str:
+    """``FILE: reason; ...`` for up to ``most`` files, then how many more."""
+    if not bad:
+        return "no file"
+    text = "; ".join(f"{path}: {why}" for path, why in bad[:most])
+    return text + (f"; and {len(bad) - most} more" if len(bad) > most else "")
 
 
 def _mseed_warning():
