@@ -20,6 +20,7 @@ from obspy import UTCDateTime
 
 from .errors import InputError
 from .grid import same_rate
+from .ledger import file_digest
 
 
 
@@ -112,6 +113,12 @@ def make_source(spec: dict) -> Source:
 def _file_record(path: str) -> dict:
     st = os.stat(path)
     return {"path": os.path.abspath(path), "size": st.st_size, "mtime": st.st_mtime}
+
+
+def _read_record(path: str, record: dict | None = None) -> dict:
+    """The record of a file a worker has read: ``record`` (or its stat now) and the hash of its
+    bytes (a few ms a day file, with the file in the page cache after the read)."""
+    return dict(record or _file_record(path), blake2b=file_digest(path))
 
 
 def nominal_rate(rate: float) -> float:
@@ -234,7 +241,7 @@ class FileSource(Source):
         for path in paths:
             st = _read(path, starttime=t0, endtime=t1)
             stream += obspy.Stream([tr for tr in st if tr.id in wanted])
-        return stream, [_file_record(p) for p in paths]
+        return stream, [_read_record(p) for p in paths]
 
 
 class SDSSource(Source):
@@ -339,7 +346,7 @@ class SDSSource(Source):
         # No merge: ObsPy's merge refuses traces of different rates (a station upgraded at
         # midnight) and picks one side of a conflicting overlap.
         stream.trim(t0, t1)
-        return stream, files
+        return stream, [_read_record(r["path"], r) for r in files]
 
 
 def _mislabelled(stream: obspy.Stream, seed_id: str) -> str:
