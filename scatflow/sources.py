@@ -13,7 +13,6 @@ import dataclasses
 import fnmatch
 import glob
 import os
-import warnings
 
 import obspy
 from obspy import UTCDateTime
@@ -21,6 +20,7 @@ from obspy import UTCDateTime
 from .errors import InputError
 from .grid import same_rate
 from .ledger import file_digest
+from .wavefile import bad_files, mislabelled, read_checked
 
 
 
@@ -200,7 +200,7 @@ class FileSource(Source):
             extents, errors = [], []
             for path in self.files():
                 try:
-                    stream = _read(path, headonly=True)
+                    stream = read_checked(path, headonly=True)
                 except InputError as exc:
                     # One damaged file among many is skipped with its reason (the run says so);
                     # alone, it is the error.
@@ -239,7 +239,7 @@ class FileSource(Source):
         paths = self._paths(station, t0, t1)
         stream = obspy.Stream()
         for path in paths:
-            st = _read(path, starttime=t0, endtime=t1)
+            st = read_checked(path, starttime=t0, endtime=t1)
             stream += obspy.Stream([tr for tr in st if tr.id in wanted])
         return stream, [_read_record(p) for p in paths]
 
@@ -284,13 +284,13 @@ class SDSSource(Source):
         self.unreadable, self.notes = [], []
         for key in sorted({station_key(c) for c in unrated}):
             channels = [c for c in unrated if station_key(c) == key]
-            why = "; ".join(f"{c}: {_bad_files(unrated[c])}" for c in channels)
+            why = "; ".join(f"{c}: {bad_files(unrated[c])}" for c in channels)
             if key not in by_key:
                 self.unreadable.append((key, f"no channel has a readable file of its own ({why})"))
                 continue
             st = by_key[key]
             st.channels = sorted(st.channels + channels)
-            self.notes += [(c, f"no readable file of its own ({_bad_files(unrated[c])}): taken at the station's "
+            self.notes += [(c, f"no readable file of its own ({bad_files(unrated[c])}): taken at the station's "
                                f"{st.sampling_rate:g} Hz, not recorded where its files hold no data")
                            for c in channels]
         for s in stations:  # spans are decided by the config's start/end, not by one file
@@ -309,7 +309,7 @@ class SDSSource(Source):
         bad = []
         for path in self._channel_files(seed_id):
             try:
-                stream = _read(path, format="MSEED", headonly=True)
+                stream = read_checked(path, format="MSEED", headonly=True)
             except InputError as exc:
                 text = str(exc)
                 bad.append((path, text[len(path) + 2:] if text.startswith(f"{path}: ") else text))
@@ -318,7 +318,7 @@ class SDSSource(Source):
                 if tr.id == seed_id:
                     return Extent(path, seed_id, tr.stats.starttime.ns, tr.stats.endtime.ns,
                                   nominal_rate(tr.stats.sampling_rate)), bad
-            bad.append((path, _mislabelled(stream, seed_id)))
+            bad.append((path, mislabelled(stream, seed_id)))
         return None, bad
 
     def _channel_paths(self, seed_id: str, t0: UTCDateTime, t1: UTCDateTime) -> list[str]:
@@ -339,75 +339,14 @@ class SDSSource(Source):
             for path in self._channel_paths(seed_id, t0, t1):
                 if os.path.getsize(path) == 0:
                     continue  # a ring-buffer archiver's placeholder: no data, as for ObsPy's client
-                part = _read(path, format="MSEED", starttime=t0, endtime=t1)
+                part = read_checked(path, format="MSEED", starttime=t0, endtime=t1)
                 if any(tr.id != seed_id for tr in part):
-                    raise InputError(f"{path}: {_mislabelled(part, seed_id)}")
+                    raise InputError(f"{path}: {mislabelled(part, seed_id)}")
                 stream += part
         # No merge: ObsPy's merge refuses traces of different rates (a station upgraded at
         # midnight) and picks one side of a conflicting overlap.
         stream.trim(t0, t1)
         return stream, [_read_record(r["path"], r) for r in files]
-
-
-def _mislabelled(stream: obspy.Stream, seed_id: str) -> str:
-    """Why a file of ``seed_id``'s SDS path holding ``stream`` is not used."""
-    others = sorted({tr.id for tr in stream} - {seed_id})
-    if not others:
-        return "holds no record"
-    also = "also " if any(tr.id == seed_id for tr in stream) else ""
-    return (f"{also}holds records of {', '.join(others)}, not of its SDS path {seed_id} (not used: "
-            "move the file or correct its records' headers)")
-
-
-def _bad_files(bad: list[tuple[str, str]], most: int = 3) -> str:
-    """``FILE: reason; ...`` for up to ``most`` files, then how many more."""
-    if not bad:
-        return "no file"
-    text = "; ".join(f"{path}: {why}" for path, why in bad[:most])
-    return text + (f"; and {len(bad) - most} more" if len(bad) > most else "")
-
-
-def _mseed_warning():
-    from obspy.io.mseed import InternalMSEEDWarning
-
-    return InternalMSEEDWarning
-
-
-def _short(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
-
-
-def _read(path: str, **kwargs) -> obspy.Stream:
-    """``obspy.read`` with every failure turned into one InputError line naming the file."""
-    if os.path.getsize(path) == 0:
-        raise InputError(f"{path}: empty file")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", category=_mseed_warning())
-        try:
-            stream = obspy.read(path, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - ObsPy raises many types for bad files
-            raise InputError(f"{path}: not a readable waveform file ({_short(exc)})") from None
-    _check_records(path, stream)
-    return stream
-
-
-def _check_records(path: str, stream: obspy.Stream) -> None:
-    """Refuse a miniSEED file whose size is not its records' total: a truncated last record
-    is dropped by ObsPy without an error, which would silently shorten the data."""
-    meta = [tr.stats.get("mseed") for tr in stream]
-    if not meta or any(m is None for m in meta):
-        return
-    lengths = {m.get("record_length") for m in meta}
-    size = meta[0].get("filesize")
-    if len(lengths) != 1 or size is None or None in lengths:
-        return
-    (reclen,) = lengths
-    # Reading a time window reports only the records of that window; the size must still be whole records.
-    if size % reclen:
-        raise InputError(
-            f"{path}: truncated or damaged miniSEED ({size} bytes is not a whole number of {reclen}-byte records)"
-        )
 
 
 __all__ = ["InputError", "Station", "Source", "FileSource", "SDSSource", "make_source", "matches"]
