@@ -83,7 +83,7 @@ class Source:
         raise NotImplementedError
 
     def read(self, station: Station, t0: UTCDateTime, t1: UTCDateTime) -> tuple[obspy.Stream, list[dict]]:
-        """Traces of ``station`` covering ``[t0, t1]`` and the files read (path, size, mtime)."""
+        """Traces of ``station`` covering ``[t0, t1]`` and the files read (path, size, mtime, blake2b)."""
         raise NotImplementedError  # pragma: no cover - interface
 
     def input_records(self, station: Station, t0: UTCDateTime, t1: UTCDateTime) -> list[dict]:
