@@ -136,7 +136,8 @@ class StationPlan:
 
 @dataclasses.dataclass
 class Plan:
-    """Every station's plan for one run, and the stations skipped (with why)."""
+    """Every station's plan for one run, the stations skipped or refused (with why), and
+    what planning noticed about the input without refusing anything (``notes``)."""
 
     cfg: Config
     design: Design
@@ -145,6 +146,7 @@ class Plan:
     skipped: list[tuple[str, str]]
     refused: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     inventory: T.Any = None
+    notes: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
     @property
     def tasks(self) -> int:
@@ -185,6 +187,8 @@ class Plan:
             lines.append(f"  {key:16s} skipped: {why}")
         for key, why in self.refused:
             lines.append(f"  {key:16s} refused: {why}")
+        for key, why in self.notes:
+            lines.append(f"  {key:16s} note: {why}")
         return "\n".join(lines)
 
 
@@ -246,7 +250,7 @@ def make_plan(cfg: Config, store: Store, source: Source | None = None, fresh: bo
         key, why = (refused + skipped)[0]
         more = len(refused) + len(skipped) - 1
         raise InputError(f"nothing to compute: {key}: {why}" + (f" (and {more} other station(s))" if more else ""))
-    return Plan(cfg, design, source, plans, skipped, refused, inventory)
+    return Plan(cfg, design, source, plans, skipped, refused, inventory, list(source.notes))
 
 
 def _design_file_rate(cfg: Config) -> float | None:

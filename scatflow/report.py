@@ -85,6 +85,15 @@ def _run_line(runs: list) -> str:
     return f"{len(runs)}, last {when}{status}{detail}"
 
 
+def _input_lines(runs: list) -> list[str]:
+    """The last run's refused stations and notes on its input (a station or channel without a
+    readable file): problems that no block's ledger records."""
+    last = runs[-1] if runs else {}
+    lines = [f"refused {r.get('station', '?')}: {r.get('reason', '?')}" for r in last.get("refused") or []]
+    lines += [f"note {n.get('channel', '?')}: {n.get('note', '?')}" for n in last.get("notes") or []]
+    return [("input:      " if i == 0 else "            ") + line for i, line in enumerate(lines)]
+
+
 def _stack_lines(runs: list) -> list[str]:
     """The software the recorded runs computed blocks with; a warning when there was more than one.
 
@@ -245,6 +254,7 @@ def store_report(path) -> str:
     for i, line in enumerate(_design_lines(meta.get("design") or {})):
         lines.append(("design:     " if i == 0 else "            ") + line)
     lines.append(f"runs:       {_run_line(meta.get('runs') or [])}")
+    lines.extend(_input_lines(meta.get("runs") or []))
     lines.extend(_stack_lines(meta.get("runs") or []))
     groups = reader.stations
     lines.append(f"stations:   {len(groups)}" + (f" ({', '.join(groups)})" if groups else ""))

@@ -41,6 +41,7 @@ class Summary:
     seconds: float
     no_data: list[BlockResult] = dataclasses.field(default_factory=list)
     refused: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    notes: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -57,6 +58,7 @@ class Summary:
         ]
         lines += [f"  skipped {key}: {why}" for key, why in self.skipped]
         lines += [f"  refused {key}: {why}" for key, why in self.refused]
+        lines += [f"  note {key}: {why}" for key, why in self.notes]
         lines += [f"  no data {key}: {spans}" for key, spans in _outages(self.no_data)]
         lines += [f"  failed {r.station} block {r.block}: {r.error}"
                   for r in sorted(self.failed, key=lambda r: (r.station, r.block))]
@@ -74,6 +76,7 @@ class Summary:
                                sorted(self.no_data, key=lambda r: (r.station, r.block))],
             "skipped": [{"station": k, "reason": w} for k, w in self.skipped],
             "refused": [{"station": k, "reason": w} for k, w in self.refused],
+            "notes": [{"channel": k, "note": w} for k, w in self.notes],
             "workers": sorted({r.worker for r in self.done if r.worker}),
             "stacks": sorted({r.stack for r in self.done if r.stack}),
             "seconds": round(self.seconds, 3),
@@ -306,7 +309,7 @@ class Interrupted(KeyboardInterrupt):
 
 def _summary(plan: Plan, results: list[BlockResult], seconds: float) -> Summary:
     return Summary([r for r in results if r.ok], [r for r in results if r.error], list(plan.skipped),
-                   seconds, [r for r in results if r.no_data], list(plan.refused))
+                   seconds, [r for r in results if r.no_data], list(plan.refused), list(plan.notes))
 
 
 def _record(store: Store, entry: dict) -> None:

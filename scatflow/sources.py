@@ -2,8 +2,8 @@
 
 Two kinds, with one small interface (:class:`Source`): plain file globs
 (:class:`FileSource`, headers read once at planning time) and SDS archives
-(:class:`SDSSource`, planned from file names; waveforms read through ObsPy's
-SDS client). Workers call :meth:`Source.read` for exactly the span a block
+(:class:`SDSSource`, planned from file names and one header per channel;
+day files read as ObsPy's SDS client does, each checked). Workers call :meth:`Source.read` for exactly the span a block
 needs; it returns the ObsPy stream and the files it touched (provenance).
 """
 
@@ -13,13 +13,14 @@ import dataclasses
 import fnmatch
 import glob
 import os
-import warnings
 
 import obspy
 from obspy import UTCDateTime
 
 from .errors import InputError
 from .grid import same_rate
+from .ledger import file_digest
+from .wavefile import bad_files, mislabelled, read_checked
 
 
 
@@ -71,8 +72,10 @@ def station_key(seed_id: str) -> str:
 class Source:
     """Interface of a waveform source."""
 
-    #: (file, reason) of input files that could not be read at planning (skipped).
+    #: (file or station, reason) of what could not be planned because of unreadable input (refused).
     unreadable: list[tuple[str, str]] = []
+    #: (channel, reason) of what planning noticed about the input without refusing anything.
+    notes: list[tuple[str, str]] = []
 
     def stations(self, any_rate: bool = False) -> list[Station]:  # pragma: no cover - interface
         """The stations found; ``any_rate``: channels of one station may differ in rate (they are
@@ -80,7 +83,7 @@ class Source:
         raise NotImplementedError
 
     def read(self, station: Station, t0: UTCDateTime, t1: UTCDateTime) -> tuple[obspy.Stream, list[dict]]:
-        """Traces of ``station`` covering ``[t0, t1]`` and the files read (path, size, mtime)."""
+        """Traces of ``station`` covering ``[t0, t1]`` and the files read (path, size, mtime, blake2b)."""
         raise NotImplementedError  # pragma: no cover - interface
 
     def input_records(self, station: Station, t0: UTCDateTime, t1: UTCDateTime) -> list[dict]:
@@ -110,6 +113,12 @@ def make_source(spec: dict) -> Source:
 def _file_record(path: str) -> dict:
     st = os.stat(path)
     return {"path": os.path.abspath(path), "size": st.st_size, "mtime": st.st_mtime}
+
+
+def _read_record(path: str, record: dict | None = None) -> dict:
+    """The record of a file a worker has read: ``record`` (or its stat now) and the hash of its
+    bytes (a few ms a day file, with the file in the page cache after the read)."""
+    return dict(record or _file_record(path), blake2b=file_digest(path))
 
 
 def nominal_rate(rate: float) -> float:
@@ -191,7 +200,7 @@ class FileSource(Source):
             extents, errors = [], []
             for path in self.files():
                 try:
-                    stream = _read(path, headonly=True)
+                    stream = read_checked(path, headonly=True)
                 except InputError as exc:
                     # One damaged file among many is skipped with its reason (the run says so);
                     # alone, it is the error.
@@ -230,13 +239,14 @@ class FileSource(Source):
         paths = self._paths(station, t0, t1)
         stream = obspy.Stream()
         for path in paths:
-            st = _read(path, starttime=t0, endtime=t1)
+            st = read_checked(path, starttime=t0, endtime=t1)
             stream += obspy.Stream([tr for tr in st if tr.id in wanted])
-        return stream, [_file_record(p) for p in paths]
+        return stream, [_read_record(p) for p in paths]
 
 
 class SDSSource(Source):
-    """An SDS archive read through :class:`obspy.clients.filesystem.sds.Client`."""
+    """An SDS archive: channels listed and day files found by
+    :class:`obspy.clients.filesystem.sds.Client`, each file read and checked here."""
 
     def __init__(self, root: str, select: list[str]):
         from obspy.clients.filesystem.sds import Client
@@ -251,96 +261,92 @@ class SDSSource(Source):
         return {"kind": "sds", "root": self.root, "select": self.select}
 
     def stations(self, any_rate: bool = False) -> list[Station]:
+        """The stations of the archive's channels, from one readable header per channel.
+
+        A channel's files are tried in time order until one holds a record of that channel:
+        an empty, damaged or mislabelled file never stops the planning. A channel without any
+        such file joins its station at the station's rate (its files give no samples, or fail
+        the blocks that read them) and is noted in :attr:`notes`; a station none of whose
+        channels has one is refused in :attr:`unreadable`, with the files and reasons.
+        """
         ids = sorted(".".join(nslc) for nslc in self.client.get_all_nslc() if matches(".".join(nslc), self.select))
         if not ids:
             raise InputError(f"input.sds: no channel matches select={self.select} under {self.root}")
-        extents = []
+        extents, unrated = [], {}
         for seed_id in ids:
-            # One record's header per channel gives its sampling rate; no waveform is decoded.
-            path = self._any_file(seed_id)
-            for tr in _read(path, headonly=True):
-                if tr.id == seed_id:
-                    extents.append(Extent(path, seed_id, tr.stats.starttime.ns, tr.stats.endtime.ns,
-                                          nominal_rate(tr.stats.sampling_rate)))
-                    break
+            extent, bad = self._first_header(seed_id)
+            if extent is None:
+                unrated[seed_id] = bad
+            else:
+                extents.append(extent)
         stations = _group_stations(extents, "input.sds", any_rate)
+        by_key = {s.key: s for s in stations}
+        self.unreadable, self.notes = [], []
+        for key in sorted({station_key(c) for c in unrated}):
+            channels = [c for c in unrated if station_key(c) == key]
+            why = "; ".join(f"{c}: {bad_files(unrated[c])}" for c in channels)
+            if key not in by_key:
+                self.unreadable.append((key, f"no channel has a readable file of its own ({why})"))
+                continue
+            st = by_key[key]
+            st.channels = sorted(st.channels + channels)
+            self.notes += [(c, f"no readable file of its own ({bad_files(unrated[c])}): taken at the station's "
+                               f"{st.sampling_rate:g} Hz, not recorded where its files hold no data")
+                           for c in channels]
         for s in stations:  # spans are decided by the config's start/end, not by one file
             s.first_ns = s.last_ns = None
         return stations
 
-    def _any_file(self, seed_id: str) -> str:
+    def _channel_files(self, seed_id: str) -> list[str]:
+        """Every day file of ``seed_id`` in the archive, in time order."""
         net, sta, loc, cha = seed_id.split(".")
         pattern = os.path.join(self.root, "*", net, sta, f"{cha}.D", f"{net}.{sta}.{loc}.{cha}.D.*")
-        for path in sorted(glob.glob(pattern)):
-            if os.path.getsize(path) > 0:
-                return path
-        raise InputError(f"input.sds: no non-empty file for {seed_id} under {self.root}")
+        return sorted(glob.glob(pattern))
+
+    def _first_header(self, seed_id: str) -> tuple[Extent | None, list[tuple[str, str]]]:
+        """The first record header of ``seed_id`` in its files (only its rate is needed), and
+        the (file, reason) of the files before it that could not give one."""
+        bad = []
+        for path in self._channel_files(seed_id):
+            try:
+                stream = read_checked(path, format="MSEED", headonly=True)
+            except InputError as exc:
+                text = str(exc)
+                bad.append((path, text[len(path) + 2:] if text.startswith(f"{path}: ") else text))
+                continue
+            for tr in stream:
+                if tr.id == seed_id:
+                    return Extent(path, seed_id, tr.stats.starttime.ns, tr.stats.endtime.ns,
+                                  nominal_rate(tr.stats.sampling_rate)), bad
+            bad.append((path, mislabelled(stream, seed_id)))
+        return None, bad
+
+    def _channel_paths(self, seed_id: str, t0: UTCDateTime, t1: UTCDateTime) -> list[str]:
+        net, sta, loc, cha = seed_id.split(".")
+        return sorted(p for p in self.client._get_filenames(net, sta, loc, cha, t0, t1) if os.path.isfile(p))
 
     def _paths(self, station, t0, t1):
-        paths = []
-        for seed_id in station.channels:
-            net, sta, loc, cha = seed_id.split(".")
-            paths += [p for p in self.client._get_filenames(net, sta, loc, cha, t0, t1) if os.path.isfile(p)]
-        return paths
+        return [p for seed_id in station.channels for p in self._channel_paths(seed_id, t0, t1)]
 
     def read(self, station, t0, t1):
-        stream = obspy.Stream()
+        """As ObsPy's SDS client (``get_waveforms(..., merge=None)``), file by file, with every
+        file checked: an empty file holds no data; a damaged, truncated or mislabelled one (records
+        of another SEED id than its path's, which the client would drop silently, making it look
+        like an outage) raises an InputError naming it, failing only the blocks that read it."""
         files = self.input_records(station, t0, t1)
+        stream = obspy.Stream()
         for seed_id in station.channels:
-            net, sta, loc, cha = seed_id.split(".")
-            with warnings.catch_warnings():
-                # A truncated file only warns in ObsPy: make it an error, never a short trace.
-                warnings.simplefilter("error", category=_mseed_warning())
-                try:
-                    # No merge: ObsPy's merge refuses traces of different rates (a station
-                    # upgraded at midnight) and picks one side of a conflicting overlap.
-                    stream += self.client.get_waveforms(net, sta, loc, cha, t0, t1, merge=None)
-                except Exception as exc:  # noqa: BLE001 - ObsPy raises many types for bad files
-                    raise InputError(f"{seed_id}: cannot read SDS data for {t0}..{t1} ({_short(exc)})") from None
-        return stream, files
-
-
-def _mseed_warning():
-    from obspy.io.mseed import InternalMSEEDWarning
-
-    return InternalMSEEDWarning
-
-
-def _short(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
-
-
-def _read(path: str, **kwargs) -> obspy.Stream:
-    """``obspy.read`` with every failure turned into one InputError line naming the file."""
-    if os.path.getsize(path) == 0:
-        raise InputError(f"{path}: empty file")
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", category=_mseed_warning())
-        try:
-            stream = obspy.read(path, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - ObsPy raises many types for bad files
-            raise InputError(f"{path}: not a readable waveform file ({_short(exc)})") from None
-    _check_records(path, stream)
-    return stream
-
-
-def _check_records(path: str, stream: obspy.Stream) -> None:
-    """Refuse a miniSEED file whose size is not its records' total: a truncated last record
-    is dropped by ObsPy without an error, which would silently shorten the data."""
-    meta = [tr.stats.get("mseed") for tr in stream]
-    if not meta or any(m is None for m in meta):
-        return
-    lengths = {m.get("record_length") for m in meta}
-    size = meta[0].get("filesize")
-    if len(lengths) != 1 or size is None or None in lengths:
-        return
-    (reclen,) = lengths
-    # Reading a time window reports only the records of that window; the size must still be whole records.
-    if size % reclen:
-        raise InputError(
-            f"{path}: truncated or damaged miniSEED ({size} bytes is not a whole number of {reclen}-byte records)"
-        )
+            for path in self._channel_paths(seed_id, t0, t1):
+                if os.path.getsize(path) == 0:
+                    continue  # a ring-buffer archiver's placeholder: no data, as for ObsPy's client
+                part = read_checked(path, format="MSEED", starttime=t0, endtime=t1)
+                if any(tr.id != seed_id for tr in part):
+                    raise InputError(f"{path}: {mislabelled(part, seed_id)}")
+                stream += part
+        # No merge: ObsPy's merge refuses traces of different rates (a station upgraded at
+        # midnight) and picks one side of a conflicting overlap.
+        stream.trim(t0, t1)
+        return stream, [_read_record(r["path"], r) for r in files]
 
 
 __all__ = ["InputError", "Station", "Source", "FileSource", "SDSSource", "make_source", "matches"]

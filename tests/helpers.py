@@ -94,6 +94,52 @@ def write_config(path: Path, *, paths=None, sds=None, select=None, start=None, e
     return path
 
 
+# -- SDS archives ------------------------------------------------------------------------------
+def sds_path(root, seed_id: str, day) -> Path:
+    """The SDS day file ``ROOT/YEAR/NET/STA/CHA.D/NET.STA.LOC.CHA.D.YEAR.DOY`` of ``seed_id`` on ``day``."""
+    import obspy
+
+    net, sta, loc, cha = seed_id.split(".")
+    day = obspy.UTCDateTime(day)
+    return Path(root) / f"{day.year}" / net / sta / f"{cha}.D" / f"{seed_id}.D.{day.year}.{day.julday:03d}"
+
+
+def write_sds(root, seed_ids, start, end, rate=20.0, reclen=512) -> list[Path]:
+    """Write an SDS archive of integer noise (seeded by each id) over ``[start, end)`` for each of
+    ``seed_ids``, cut at midnight into day files of ``reclen``-byte STEIM2 records; the files."""
+    import zlib
+
+    import obspy
+
+    start, end = obspy.UTCDateTime(start), obspy.UTCDateTime(end)
+    files = []
+    for seed_id in seed_ids:
+        net, sta, loc, cha = seed_id.split(".")
+        n = int(round((end - start) * rate))
+        data = np.random.default_rng(zlib.crc32(seed_id.encode())).normal(0, 500, n).round().astype(np.int32)
+        tr = obspy.Trace(data, {"network": net, "station": sta, "location": loc, "channel": cha,
+                                "sampling_rate": rate, "starttime": start})
+        day = obspy.UTCDateTime(start.date)
+        while day < end:
+            part = tr.slice(day, day + 86400 - 0.5 / rate, nearest_sample=False)
+            path = sds_path(root, seed_id, day)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            part.write(str(path), format="MSEED", encoding="STEIM2", reclen=reclen)
+            files.append(path)
+            day += 86400
+    return files
+
+
+def relabel(path, station: str) -> None:
+    """Rewrite miniSEED file ``path`` with its records' station code set to ``station``."""
+    import obspy
+
+    st = obspy.read(str(path))
+    for tr in st:
+        tr.stats.station = station
+    st.write(str(path), format="MSEED", encoding="STEIM2", reclen=st[0].stats.mseed.record_length)
+
+
 # -- command outcomes ---------------------------------------------------------------------------
 def one_line_error(capsys, argv, *needles) -> str:
     """Run ``scatflow`` with ``argv`` (or ``run CONFIG --quiet`` when given a config path) and check
@@ -205,22 +251,18 @@ def bits_differing_without_avx512(tmp_path: Path, code: str) -> list[str]:
 
 
 # -- archives and inventories made with ObsPy ---------------------------------------------------
-def write_sds(root, traces) -> Path:
+def write_sds_traces(root, traces) -> Path:
     """Write ObsPy traces (each within one UTC day) into an SDS archive under ``root`` as miniSEED
-    (the traces of one channel and day in one file)."""
+    (the traces of one channel and day in one file); ``root``."""
     import obspy
 
-    root = Path(root)
     files: dict = {}
     for tr in traces:
-        t, s = tr.stats.starttime, tr.stats
-        path = root / f"{t.year}" / s.network / s.station / f"{s.channel}.D" / \
-            f"{s.network}.{s.station}.{s.location}.{s.channel}.D.{t.year}.{t.julday:03d}"
-        files.setdefault(path, obspy.Stream()).append(tr)
+        files.setdefault(sds_path(root, tr.id, tr.stats.starttime), obspy.Stream()).append(tr)
     for path, stream in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         stream.write(str(path), format="MSEED")
-    return root
+    return Path(root)
 
 
 def epoch_inventory(seed_id: str, rate: float, epochs):

@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import obspy
 import pytest
-from helpers import SMALL_LAYERS, epoch_inventory, load_group, run_blocks_in_process, write_sds
+from helpers import SMALL_LAYERS, epoch_inventory, load_group, run_blocks_in_process, write_sds_traces
 
 from scatflow.config import parse_config
 from scatflow.plan import make_plan
@@ -47,7 +47,7 @@ def archive(root, gain_after=None, gap_before=None):
         i0, i1 = (int(round((g - T0) * RATE)) for g in gap_before)
         pieces = [(0, i0), (i1, len(x))]
     traces = [obspy.Trace(x[a:b].astype(np.int32), header=dict(header, starttime=T0 + a / RATE)) for a, b in pieces]
-    return write_sds(root, traces)
+    return write_sds_traces(root, traces)
 
 
 def config(root, store, inventory):
