@@ -173,6 +173,17 @@ def _ledger_lines(st: StationGroup) -> list[str]:
     return lines
 
 
+def _recorded_lines(st: StationGroup) -> list[str]:
+    """When each channel starts and ends: its first window with data to the end of its last."""
+    width = max(len(c) for c in st.channels)
+    lines = []
+    for i, (ch, span) in enumerate(st.recorded().items()):
+        when = "no data" if span is None else f"{_iso(st.span(span[0], span[0] + 1)[0])} .. " \
+            f"{_iso(st.span(span[1], span[1] + 1)[1])}"
+        lines.append(f"  {'recorded:' if i == 0 else '':<10}  {ch:<{width}} {when}")
+    return lines
+
+
 def _coverage_lines(st: StationGroup, complete: list[int]) -> list[str]:
     """Mean coverage and NaN fraction per channel, over the windows of complete blocks."""
     cov_arr, o1 = st.group["coverage"], st.group["order_1"]
@@ -205,6 +216,7 @@ def _group_lines(reader: StoreReader, name: str) -> list[str]:
     if st.n == 0:
         return lines + ["  span:       no windows"]
     lines += _ledger_lines(st)
+    lines += _recorded_lines(st)
     complete = st.ledger.where(COMPLETE)
     if complete:
         lines += _coverage_lines(st, complete)
