@@ -1,4 +1,4 @@
-"""The Zarr store layout: the only module that writes a store (``docs/store-format.md``).
+"""The Zarr store layout: with :mod:`scatflow.relay`, the only code that writes a store (``docs/store-format.md``).
 
 Layout (zarr format 3)::
 

@@ -80,6 +80,36 @@ def test_a_new_channel_joins_and_the_store_ends_equal_to_a_fresh_run(tmp_path):
     assert_stores_bitwise_equal(tmp_path / "out.zarr", tmp_path / "fresh.zarr", [KEY])
 
 
+def test_a_new_channel_with_an_inventory_gets_its_coordinates_and_responses(tmp_path):
+    """With [preprocess] and an inventory, the group's coordinates along ``channel`` are re-laid from
+    the inventory, and every block's inputs now include the new channel's response record: all
+    blocks are computed again once, and the store still ends equal to a fresh run."""
+    from scatflow.synthetic import station_inventory
+
+    station_inventory([(IDS[c], RATE) for c in ("HHE", "HHN", "HHZ")], start="2019-01-01",
+                      coords={"AAA": (45.5, 6.25, 1200.0)}).write(str(tmp_path / "st.xml"), format="STATIONXML")
+    pre = f'inventory = ["{tmp_path / "st.xml"}"]\nresponse = "sensitivity"'
+
+    def cfg(seconds, store="out.zarr"):
+        return load_config(write_config(tmp_path / f"{store}.toml", paths=[tmp_path / "data" / "*.mseed"],
+                                        start=str(T0)[:19], end=str(T0 + seconds)[:19], window_s=10.0,
+                                        block_s=600.0, layers=LAYERS, store=tmp_path / store, preprocess=pre))
+
+    data = tmp_path / "data"
+    for cha in ("HHN", "HHZ"):
+        deliver(data, cha, 0, 1800)
+    compute_all(cfg(1800))
+    deliver(data, "HHE", 1300, 2400)
+    for cha in ("HHN", "HHZ"):
+        deliver(data, cha, 1800, 2400)
+    plan, _ = compute_all(cfg(2400))
+    assert plan.stations[0].todo == [0, 1, 2, 3] and plan.stations[0].why["inputs changed"] == 2
+    g = group(tmp_path)
+    assert list(g["latitude"][:]) == [45.5] * 3 and g["order_1"].attrs["units"] == "m/s"
+    compute_all(cfg(2400, store="fresh.zarr"))
+    assert_stores_bitwise_equal(tmp_path / "out.zarr", tmp_path / "fresh.zarr", [KEY])
+
+
 def test_a_run_over_the_span_before_a_new_channel_is_not_refused(tmp_path, capsys):
     data = tmp_path / "data"
     for cha in ("HHN", "HHZ"):
