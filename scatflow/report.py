@@ -14,6 +14,7 @@ import numpy as np
 from .ledger import CHANGED, COMPLETE, FAILED, MISSING, NO_DATA, PENDING, consecutive
 from .preprocess import steps_text
 from .reader import StationGroup, StoreReader, missing_blocks
+from .relay import work_dir
 
 #: Largest number of order_1 values read at once for the NaN fraction (bounded memory).
 _READ_ELEMENTS = 8_000_000
@@ -257,6 +258,9 @@ def store_report(path) -> str:
     lines.extend(_stack_lines(meta.get("runs") or []))
     groups = reader.stations
     lines.append(f"stations:   {len(groups)}" + (f" ({', '.join(groups)})" if groups else ""))
+    if os.path.isdir(work_dir(reader.path)):
+        lines.append(f"            {work_dir(reader.path)}: a run is adding a channel to a station, or was stopped "
+                     "while it did; the next run finishes it (until then a station may be missing here)")
     for name in reader.analysis_names():
         lines.append(("analyses:   " if name == reader.analysis_names()[0] else "            ")
                      + _analysis_line(reader, name))

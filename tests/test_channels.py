@@ -14,6 +14,7 @@ from scatflow import relay
 from scatflow.cli import main
 from scatflow.config import load_config
 from scatflow.plan import make_plan
+from scatflow.report import store_report
 from scatflow.store import Store
 
 T0 = obspy.UTCDateTime("2020-01-01")
@@ -230,6 +231,9 @@ def test_a_driver_killed_while_adding_a_channel_loses_nothing(tmp_path, monkeypa
         compute_all(cfg)
     monkeypatch.undo()
     assert os.path.isdir(relay.work_dir(cfg.output["store"]))
+    info = store_report(cfg.output["store"])
+    assert "a run is adding a channel to a station, or was stopped while it did; the next run finishes it" in info
+    assert (KEY in info) == (step != "old moved aside")  # between the renames the group is away
     # What the next run finds first: the group, old or re-laid, never a loss.
     Store(cfg.output["store"]).recover()
     assert not os.path.exists(relay.work_dir(cfg.output["store"]))
