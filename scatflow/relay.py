@@ -89,14 +89,16 @@ def relay_group(store_path: str, key: str, channels: list[str], coords: dict | N
     where = np.array([channels.index(c) for c in stored], dtype=np.int64)
     work = work_dir(store_path)
     new, old = os.path.join(work, f"{key}.new"), os.path.join(work, f"{key}.old")
+    along = {name: arr for name, arr in group.arrays() if "channel" in (arr.metadata.dimension_names or ())}
     os.makedirs(new)
-    shutil.copy2(os.path.join(src, "zarr.json"), new)
-    for name, arr in sorted(group.arrays()):
-        if "channel" in (arr.metadata.dimension_names or ()):
+    for name in sorted(os.listdir(src)):
+        if name in along:
             values = channels if name == "channel" else (coords or {}).get(name)
-            relay_array(arr, os.path.join(src, name), os.path.join(new, name), where, len(channels), values)
+            relay_array(along[name], os.path.join(src, name), os.path.join(new, name), where, len(channels), values)
+        elif os.path.isdir(os.path.join(src, name)):  # the ledger, time, f1...: bytes unchanged
+            shutil.copytree(os.path.join(src, name), os.path.join(new, name))
         else:
-            shutil.copytree(os.path.join(src, name), os.path.join(new, name))  # bytes unchanged
+            shutil.copy2(os.path.join(src, name), new)
     # The swap: each rename is atomic; recover() handles a kill between them.
     os.rename(src, old)
     os.rename(new, src)
@@ -106,8 +108,8 @@ def relay_group(store_path: str, key: str, channels: list[str], coords: dict | N
 def relay_array(arr: zarr.Array, src: str, dest: str, where: np.ndarray, n_channels: int, values=None) -> None:
     """Write ``arr`` (at the directory ``src``) re-laid along ``channel`` as a new array at ``dest``.
 
-    The metadata is ``arr``'s, byte for byte as stored (codecs, fill value, attributes, dimension names) with the
-    channel axis ``n_channels`` long; old channel ``i`` goes to ``where[i]``. Chunk by chunk
+    The metadata is ``arr``'s as stored (codecs, fill value, attributes, dimension names), with
+    the channel axis ``n_channels`` long; old channel ``i`` goes to ``where[i]``. Chunk by chunk
     along the other axes, only the chunks ``arr`` has are written, so a block never written
     stays unwritten; in the others a new channel holds coverage 0 (``coverage``) or the fill
     value. ``values`` (one per channel) replaces a one-dimensional array's content.
