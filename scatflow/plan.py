@@ -24,7 +24,7 @@ from .ledger import inputs_differ
 from .network import ScatteringNetwork
 from .prechecks import check_station
 from .preprocess import Preprocess, Responses, load_inventory
-from .sources import FileSource, SDSSource, Source, Station
+from .sources import FileSource, SDSSource, Source, Station, matches
 from .store import StationState, Store
 
 
@@ -113,6 +113,8 @@ class StationPlan:
         Blocks of the span already complete.
     why : dict
         Number of blocks to compute per ledger state (``"pending"``, ``"inputs changed"``...).
+    added : tuple of str
+        Channels new to the store's group (the driver re-lays the group to add them).
     """
 
     station: Station
@@ -123,6 +125,7 @@ class StationPlan:
     todo: list[int]
     complete: int
     why: dict = dataclasses.field(default_factory=dict)
+    added: tuple = ()
 
     @property
     def key(self) -> str:
@@ -178,6 +181,7 @@ class Plan:
                 f"{'' if s.grid.sampling_rate == s.station.sampling_rate else f' -> {s.grid.sampling_rate:g} Hz'}, "
                 f"windows {s.span[0]}..{s.span[1]} ({t0} .. {t1}), "
                 f"{len(s.todo)} block(s) to compute{f' ({why})' if why else ''}, {s.complete} already complete"
+                + (f"; adds channel(s) {', '.join(s.added)} to the store" if s.added else "")
             )
         if self.design.preprocess.active:
             from .preprocess import describe
@@ -279,10 +283,11 @@ def station_grid(design: Design, st: Station, origin_ns: int) -> Grid:
 
 def _station_plan(design: Design, source: Source, st: Station, state: StationState | None,
                   start: int | None, end: int | None, responses: Responses | None = None) -> StationPlan | None:
+    added: tuple = ()
     if state is not None:
         origin = int(state.attrs["grid_origin_ns"])
-        if state.channels != st.channels:
-            raise StoreError(f"{st.key}: the store has channels {state.channels}, the input has {st.channels}")
+        added = tuple(c for c in st.channels if c not in state.channels)
+        st = store_channels(st, state.channels, source.select)
     else:
         origin = start if start is not None else st.first_ns
     grid = station_grid(design, st, origin)
@@ -314,7 +319,31 @@ def _station_plan(design: Design, source: Source, st: Station, state: StationSta
     ledger = state.ledger(blocks.n, inputs_changed)
     todo = ledger.todo(in_span)
     why = collections.Counter(ledger.state(b) for b in todo)
-    return StationPlan(st, grid, blocks, n_old, (k_lo, k_hi), todo, len(in_span) - len(todo), dict(why))
+    return StationPlan(st, grid, blocks, n_old, (k_lo, k_hi), todo, len(in_span) - len(todo), dict(why), added)
+
+
+def store_channels(st: Station, stored: list[str], select: list[str]) -> Station:
+    """Station ``st`` with the channels of its store group joined: a store's channels only grow.
+
+    A channel the input lacks now (it stopped, its files were pruned, this run's files do
+    not hold it) keeps its place and its earlier data; new blocks give it coverage 0, as a
+    fresh run over an archive still holding its old files would. A channel new to the
+    input joins (the driver re-lays the group). A store channel that ``input.select`` now
+    excludes is refused: computing it as absent would write coverage 0 where data exists,
+    and no fresh run with this select would hold it.
+
+    Raises
+    ------
+    ConfigError
+        Naming the store's channels that ``input.select`` excludes.
+    """
+    excluded = [c for c in stored if c not in st.channels and not matches(c, select)]
+    if excluded:
+        raise ConfigError(
+            f"{st.key}: the store holds channel(s) {', '.join(excluded)}, which input.select excludes "
+            f"({', '.join(select)}); a store keeps every channel it has: select them again, or use another "
+            "output.store")
+    return dataclasses.replace(st, channels=sorted(set(stored) | set(st.channels)))
 
 
 def check_octaves(layers: list[dict], window_s: float, rate: float, where: str) -> None:

@@ -96,6 +96,23 @@ class StationGroup:
         """Start of window ``k0`` and end of window ``k1 - 1``."""
         return self.times[k0], self.times[k1 - 1] + self.window
 
+    def recorded(self, max_windows: int = 2_000_000) -> dict[str, tuple[int, int] | None]:
+        """Per channel, the first and last window (indices) with coverage > 0 (None: never).
+
+        When each channel starts and ends in the group: a channel added to a station, or one
+        that stopped, holds coverage 0 (or nothing, in blocks never written) outside its span.
+        ``coverage`` is read ``max_windows`` windows at a time.
+        """
+        first = np.full(len(self.channels), -1, dtype=np.int64)
+        last = np.full(len(self.channels), -1, dtype=np.int64)
+        cov = self.group["coverage"]
+        for sl in self.blocks.slices(range(self.blocks.count), max_windows):
+            seen = np.asarray(cov[sl]) > 0  # NaN (never written) is not data
+            rows = seen.any(axis=0)
+            first[(first < 0) & rows] = sl.start + seen.argmax(axis=0)[(first < 0) & rows]
+            last[rows] = sl.start + seen.shape[0] - 1 - seen[::-1].argmax(axis=0)[rows]
+        return {ch: (int(a), int(b)) if a >= 0 else None for ch, a, b in zip(self.channels, first, last)}
+
     def frequencies(self) -> dict[str, np.ndarray]:
         """Centre frequencies (Hz) per frequency dimension ``f1``, ``f2``..."""
         dims = sorted(k for k in self.group.array_keys() if k.startswith("f") and k[1:].isdigit())

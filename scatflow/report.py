@@ -14,6 +14,7 @@ import numpy as np
 from .ledger import CHANGED, COMPLETE, FAILED, MISSING, NO_DATA, PENDING, consecutive
 from .preprocess import steps_text
 from .reader import StationGroup, StoreReader, missing_blocks
+from .relay import work_dir
 
 #: Largest number of order_1 values read at once for the NaN fraction (bounded memory).
 _READ_ELEMENTS = 8_000_000
@@ -185,6 +186,17 @@ def _ledger_lines(st: StationGroup) -> list[str]:
     return lines
 
 
+def _recorded_lines(st: StationGroup) -> list[str]:
+    """When each channel starts and ends: its first window with data to the end of its last."""
+    width = max(len(c) for c in st.channels)
+    lines = []
+    for i, (ch, span) in enumerate(st.recorded().items()):
+        when = "no data" if span is None else f"{_iso(st.span(span[0], span[0] + 1)[0])} .. " \
+            f"{_iso(st.span(span[1], span[1] + 1)[1])}"
+        lines.append(f"  {'recorded:' if i == 0 else '':<10}  {ch:<{width}} {when}")
+    return lines
+
+
 def _coverage_lines(st: StationGroup, complete: list[int]) -> list[str]:
     """Mean coverage and NaN fraction per channel, over the windows of complete blocks."""
     cov_arr, o1 = st.group["coverage"], st.group["order_1"]
@@ -217,6 +229,7 @@ def _group_lines(reader: StoreReader, name: str) -> list[str]:
     if st.n == 0:
         return lines + ["  span:       no windows"]
     lines += _ledger_lines(st)
+    lines += _recorded_lines(st)
     complete = st.ledger.where(COMPLETE)
     if complete:
         lines += _coverage_lines(st, complete)
@@ -258,6 +271,9 @@ def store_report(path) -> str:
     lines.extend(_stack_lines(meta.get("runs") or []))
     groups = reader.stations
     lines.append(f"stations:   {len(groups)}" + (f" ({', '.join(groups)})" if groups else ""))
+    if os.path.isdir(work_dir(reader.path)):
+        lines.append(f"            {work_dir(reader.path)}: a run is adding a channel to a station, or was stopped "
+                     "while it did; the next run finishes it (until then a station may be missing here)")
     for name in reader.analysis_names():
         lines.append(("analyses:   " if name == reader.analysis_names()[0] else "            ")
                      + _analysis_line(reader, name))

@@ -103,6 +103,8 @@ def prepare_store(plan: Plan, store: Store) -> None:
         coords, units = _metadata(plan, sp)
         if sp.n_old:
             store.add_missing_ledger(sp.key, sp.blocks.grown(sp.n_old).count)
+            if sp.added:  # before growing: the new windows are laid out with every channel
+                store.add_channels(sp.key, sp.station.channels, coords or None)
             if coords:  # an inventory given to a store created without one
                 store.add_channel_coords(sp.key, coords, dataset.COORD_ATTRS)
         if sp.n_new == sp.n_old:
@@ -271,6 +273,8 @@ def run(cfg: Config, cluster: "Cluster", overwrite: bool = False, progress=None,
     log : callable(str)
     """
     store = Store(cfg.output["store"])
+    if not overwrite:
+        store.recover()  # a channel re-lay a killed driver left: planning must see the group
     plan = make_plan(cfg, store, fresh=overwrite)
     try:
         if overwrite:

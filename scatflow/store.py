@@ -1,4 +1,4 @@
-"""The Zarr store layout: the only module that writes a store (``docs/store-format.md``).
+"""The Zarr store layout: with :mod:`scatflow.relay`, the only code that writes a store (``docs/store-format.md``).
 
 Layout (zarr format 3)::
 
@@ -34,9 +34,11 @@ import numpy as np
 import xarray as xr
 import zarr
 
+from . import relay
 from .errors import StoreError
 from .grid import Blocks
 from .ledger import Ledger, recorded_files_changed
+from .relay import chunk_present as _chunk_present
 from .windows import computable
 
 LEDGER_VARS = ("block_done", "block_files", "block_error", "block_notes", "block_stamp")
@@ -116,13 +118,6 @@ ANALYSIS_GROUP = "analysis"
 def group_names(root: zarr.Group) -> list[str]:
     """Names of the root's groups (station groups), sorted; the ``analysis`` group is not one."""
     return sorted(name for name, _ in root.groups() if name != ANALYSIS_GROUP)
-
-
-def _chunk_present(arr: zarr.Array, coords: tuple[int, ...]) -> bool:
-    from zarr.core.sync import sync
-
-    key = arr.metadata.encode_chunk_key(coords)
-    return bool(sync(arr.store.exists(f"{arr.path}/{key}")))
 
 
 def block_has_data(group: zarr.Group, b: int, min_coverage: float) -> bool:
@@ -253,6 +248,7 @@ class Store:
             if not self.exists() and os.listdir(self.path):
                 raise StoreError(f"output.store: refusing to delete {self.path}: not a Zarr store")
             shutil.rmtree(self.path)
+        shutil.rmtree(relay.work_dir(self.path), ignore_errors=True)
 
     def drop_consolidated(self) -> None:
         """Remove consolidated metadata before changing metadata (stale is worse than none)."""
@@ -337,6 +333,26 @@ class Store:
             if "channel" in dims and "time" in dims:
                 listed = set(str(arr.attrs.get("coordinates", "")).split()) | set(missing)
                 arr.attrs["coordinates"] = " ".join(sorted(listed))
+
+    def add_channels(self, key: str, channels: list[str], coords: dict | None = None) -> None:
+        """Re-lay group ``key`` along ``channel`` to hold ``channels``, a superset of its own in
+        the order a fresh run lays them (driver, before any task; :mod:`scatflow.relay`).
+
+        Parameters
+        ----------
+        key : str
+            Station group.
+        channels : list of str
+            SEED ids, sorted: the group's and the new ones.
+        coords : dict, optional
+            Name -> one float per channel of the inventory's coordinates (``latitude``...).
+        """
+        relay.relay_group(self.path, key, list(channels), coords)
+
+    def recover(self) -> list[str]:
+        """Finish or undo a channel re-lay a killed driver left (driver, under the writer lock,
+        before planning); the station keys whose group was restored."""
+        return relay.recover(self.path)
 
     def add_missing_ledger(self, key: str, n_blocks: int) -> None:
         """Give a group written before an array joined the ledger that array, empty (driver)."""

@@ -175,6 +175,43 @@ def assert_same_store(a, b, groups=("X9.SV13.",), names=STORE_VARIABLES):
                 assert x.tobytes() == y.tobytes(), f"{group} {name}: not bitwise equal"
 
 
+def assert_stores_bitwise_equal(a, b, groups):
+    """Every array of each of ``groups`` (data, coordinates, ledger) holds the same values in stores
+    ``a`` and ``b`` (floats bitwise, NaN included), with the same shape, chunks, dtype and attributes,
+    and the groups' attributes are equal: what eventual equality promises."""
+    import zarr
+
+    za = zarr.open_group(str(a), mode="r", use_consolidated=False)
+    zb = zarr.open_group(str(b), mode="r", use_consolidated=False)
+    for group in groups:
+        assert sorted(za[group].array_keys()) == sorted(zb[group].array_keys()), group
+        for name in sorted(za[group].array_keys()):
+            x, y = za[group][name], zb[group][name]
+            assert (x.shape, x.chunks, x.dtype) == (y.shape, y.chunks, y.dtype), (group, name)
+            assert dict(x.attrs) == dict(y.attrs), (group, name)
+            x, y = x[:], y[:]
+            if x.dtype.kind in "fc":
+                assert x.tobytes() == y.tobytes(), (group, name)  # bitwise, NaN included
+            else:
+                assert (x == y).all(), (group, name)
+        assert dict(za[group].attrs) == dict(zb[group].attrs), group
+
+
+def compute_all(cfg):
+    """Plan ``cfg``, prepare its store and run every block task in this process (no cluster);
+    returns the plan and the block results."""
+    from scatflow.blocks import run_block
+    from scatflow.plan import make_plan
+    from scatflow.run import prepare_store
+    from scatflow.store import Store
+
+    store = Store(cfg.output["store"])
+    plan = make_plan(cfg, store)
+    store.open_or_create(plan.design.record())
+    prepare_store(plan, store)
+    return plan, [run_block(t) for t in plan.block_tasks()]
+
+
 # -- numbers ------------------------------------------------------------------------------------
 def assert_close(got, ref, rtol=1e-10, atol=1e-12, what="array"):
     """The project's comparison: |a-b| <= rtol*|b| + atol*max|b| (per array)."""

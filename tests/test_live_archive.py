@@ -12,7 +12,7 @@ import numpy as np
 import obspy
 import pytest
 import zarr
-from helpers import SMALL_LAYERS, write_config
+from helpers import SMALL_LAYERS, assert_stores_bitwise_equal, write_config
 
 from scatflow.cli import main
 from scatflow.synthetic import write_archive
@@ -105,18 +105,8 @@ def test_nightly_runs_end_equal_to_one_fresh_run(tmp_path, capsys):
     fresh = night_config(tmp_path / "fresh.toml", live, tmp_path / "fresh.zarr", 5)
     assert run(fresh, capsys)[0] == 1
 
+    assert_stores_bitwise_equal(store, tmp_path / "fresh.zarr", GROUPS)
     a = zarr.open_group(str(store), mode="r", use_consolidated=False)
-    b = zarr.open_group(str(tmp_path / "fresh.zarr"), mode="r", use_consolidated=False)
-    for group in GROUPS:
-        assert sorted(a[group].array_keys()) == sorted(b[group].array_keys())
-        for name in sorted(a[group].array_keys()):
-            x, y = a[group][name][:], b[group][name][:]
-            assert x.shape == y.shape and x.dtype == y.dtype, (group, name)
-            if x.dtype.kind in "fc":
-                assert x.tobytes() == y.tobytes(), (group, name)  # bitwise, NaN included
-            else:
-                assert (x == y).all(), (group, name)
-        assert dict(a[group].attrs) == dict(b[group].attrs)
     # What the nights went through is in the ledger too.
     sv13 = a["X9.SV13."]
     notes = [json.loads(str(n)) if str(n) else {} for n in sv13["block_notes"][:]]
@@ -137,3 +127,39 @@ def test_nightly_runs_end_equal_to_one_fresh_run(tmp_path, capsys):
             "up to 30000 in one block") in info
     assert "no data:    block(s) 8-11 (2015-12-06T00:00:00Z .. 2015-12-07T00:00:20Z)" in info
     assert "failed:     4 block(s)" in info and "rate change: block(s) 15 hold samples at another rate" in info
+
+
+def test_a_channel_added_mid_archive_ends_equal_to_one_fresh_run(tmp_path, capsys):
+    """SV13 has HHZ and HHN on days 1-2, HHE joins on day 3 and HHN stops after day 3; run night after
+    night, the store takes HHE in (it used to refuse the station) and ends equal to one fresh run."""
+    final, live = tmp_path / "final", tmp_path / "live"
+    write_archive(final, start=str(START.date), days=4)
+    for doy in DOYS[:2]:
+        day_file(final, "SV13", "", "HH", "E", doy).unlink()
+    day_file(final, "SV13", "", "HH", "N", DOYS[3]).unlink()
+    store = tmp_path / "nightly.zarr"
+
+    def config(name, days, store=store, first=0):
+        return write_config(tmp_path / name, sds=live, select=("X9.SV13.*.*",), store=store,
+                            start=str(START + first * DAY)[:19], end=str(START + days * DAY)[:19],
+                            window_s=40.0, layers=SMALL_LAYERS, workers=2)
+
+    for night, doy in enumerate(DOYS[:4]):
+        deliver(final, live, "SV13", doy)
+        code, out = run(config(f"night{night}.toml", night + 1), capsys)
+        assert code == 0 and "refused" not in out, (night, out)
+        if night == 2:
+            # HHE is in the archive now: a run over the two days before it is not refused either.
+            code, out = run(config("before.toml", 2), capsys)
+            assert code == 0 and "refused" not in out and "done: 0 block(s)" in out, out
+    # The last night ran over the final archive already: it equals one fresh run.
+    assert run(config("fresh.toml", 4, store=tmp_path / "fresh.zarr"), capsys)[0] == 0
+    assert_stores_bitwise_equal(store, tmp_path / "fresh.zarr", ["X9.SV13."])
+
+    g = zarr.open_group(str(store), mode="r", use_consolidated=False)["X9.SV13."]
+    assert [str(c) for c in g["channel"][:]] == ["X9.SV13..HHE", "X9.SV13..HHN", "X9.SV13..HHZ"]
+    assert main(["info", str(store)]) == 0
+    info = capsys.readouterr().out
+    # HHE's first window is the one reaching 20 s into day 3; HHN's last reaches 20 s into day 4.
+    assert "  recorded:   X9.SV13..HHE 2015-12-05T23:59:40Z .. 2015-12-08T00:00:00Z" in info
+    assert "              X9.SV13..HHN 2015-12-04T00:00:00Z .. 2015-12-07T00:00:20Z" in info

@@ -7,15 +7,13 @@ import numpy as np
 import obspy
 import pytest
 import zarr
-from helpers import SMALL_LAYERS, n_windows, one_line_error, windows_per_block, write_config
+from helpers import SMALL_LAYERS, compute_all, n_windows, one_line_error, windows_per_block, write_config
 
-from scatflow.blocks import run_block
 from scatflow.cli import main
 from scatflow.config import load_config
 from scatflow.grid import Blocks
 from scatflow.ledger import CHANGED, COMPLETE, FAILED, NO_DATA, Ledger
 from scatflow.plan import make_plan
-from scatflow.run import prepare_store
 from scatflow.store import Store
 from scatflow.windows import align
 
@@ -85,14 +83,6 @@ def write_day(path, seconds, seed=0, rate=RATE):
     data = np.random.default_rng(seed).normal(0, 300, int(seconds * rate)).round().astype(np.int32)
     obspy.Stream([trace(data, rate=rate)]).write(str(path), format="MSEED")
     return path
-
-
-def compute_all(cfg):
-    store = Store(cfg.output["store"])
-    plan = make_plan(cfg, store)
-    store.open_or_create(plan.design.record())
-    prepare_store(plan, store)
-    return plan, [run_block(t) for t in plan.block_tasks()]
 
 
 def config(tmp_path, path, seconds, **kw):
