@@ -157,6 +157,12 @@ class Responses:
         out = []
         for seed_id in channels:
             used = [p for p in self.pieces(seed_id, t0_ns, t1_ns) if not p.outside]
+            if not used:
+                # No response in the span (a channel installed later): no record, so a channel that
+                # joins a station recomputes only the blocks its epochs reach. Samples needing one
+                # fail their block anyway, and a record with an empty digest, as older stores hold,
+                # still compares equal (a record that is only gone changes nothing).
+                continue
             digest = ",".join(p.digest for p in used)
             if len(used) > 1:
                 digest += "@" + ",".join(str(p.start_ns) for p in used[1:])

@@ -81,14 +81,20 @@ def test_a_new_channel_joins_and_the_store_ends_equal_to_a_fresh_run(tmp_path):
     assert_stores_bitwise_equal(tmp_path / "out.zarr", tmp_path / "fresh.zarr", [KEY])
 
 
-def test_a_new_channel_with_an_inventory_gets_its_coordinates_and_responses(tmp_path):
+@pytest.mark.parametrize("hhe_from, changed", [("2019-01-01", [0, 1]), (T0 + 1300, [])])
+def test_a_new_channel_with_an_inventory_gets_its_coordinates_and_responses(tmp_path, hhe_from, changed):
     """With [preprocess] and an inventory, the group's coordinates along ``channel`` are re-laid from
-    the inventory, and every block's inputs now include the new channel's response record: all
-    blocks are computed again once, and the store still ends equal to a fresh run."""
+    the inventory, and the blocks whose read spans the new channel's response epoch reaches are
+    computed again (all of them when its epoch began long before its data; none before its epoch
+    when it begins with the data), and the store still ends equal to a fresh run."""
     from scatflow.synthetic import station_inventory
 
-    station_inventory([(IDS[c], RATE) for c in ("HHE", "HHN", "HHZ")], start="2019-01-01",
-                      coords={"AAA": (45.5, 6.25, 1200.0)}).write(str(tmp_path / "st.xml"), format="STATIONXML")
+    inv = station_inventory([(IDS[c], RATE) for c in ("HHE", "HHN", "HHZ")], start="2019-01-01",
+                            coords={"AAA": (45.5, 6.25, 1200.0)})
+    for chan in inv[0][0].channels:
+        if chan.code == "HHE":
+            chan.start_date = obspy.UTCDateTime(hhe_from)
+    inv.write(str(tmp_path / "st.xml"), format="STATIONXML")
     pre = f'inventory = ["{tmp_path / "st.xml"}"]\nresponse = "sensitivity"'
 
     def cfg(seconds, store="out.zarr"):
@@ -104,7 +110,10 @@ def test_a_new_channel_with_an_inventory_gets_its_coordinates_and_responses(tmp_
     for cha in ("HHN", "HHZ"):
         deliver(data, cha, 1800, 2400)
     plan, _ = compute_all(cfg(2400))
-    assert plan.stations[0].todo == [0, 1, 2, 3] and plan.stations[0].why["inputs changed"] == 2
+    # Block 2 (partial until now) and block 3 are computed anyway; blocks 0 and 1 only when HHE's
+    # response reaches them.
+    assert plan.stations[0].todo == changed + [2, 3]
+    assert plan.stations[0].why.get("inputs changed", 0) == len(changed)
     g = group(tmp_path)
     assert list(g["latitude"][:]) == [45.5] * 3 and g["order_1"].attrs["units"] == "m/s"
     compute_all(cfg(2400, store="fresh.zarr"))
