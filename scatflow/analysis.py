@@ -857,11 +857,14 @@ def analyze(cfg, *, refit: bool = False, explore: T.Sequence[int] | None = None,
             rec_key = key or ""
             if not fresh and rec_key in records:
                 model = Model.from_dataset(reader.analysis_model(name, key), acfg["log_floor"])
-                if key is None:
-                    want = joint_layout(members)
-                    if want.codes != model.layout.codes or want.n_features != model.layout.n_features:
-                        raise InputError(f"analysis {name!r}: the stations' channels or frequencies differ from the "
-                                         "stored model's; use --refit")
+                # A station's channels can grow (a new channel joins its group): a stored model never
+                # meets features laid out otherwise than those it was fitted on.
+                want = joint_layout(members) if key is None else members[0].layout()
+                if want.codes != model.layout.codes or want.n_features != model.layout.n_features:
+                    whose = "the stations'" if key is None else f"station {key}'s"
+                    raise InputError(f"analysis {name!r}: {whose} channels or frequencies differ from the "
+                                     f"stored model's ({', '.join(model.layout.codes)} now "
+                                     f"{', '.join(want.codes)}); use --refit")
             else:
                 layout = joint_layout(members) if key is None else members[0].layout()
                 log("analyze: drawing the sample" + (f" of {key}" if key else "") + " ...")

@@ -275,3 +275,30 @@ def test_relaying_keeps_array_metadata_and_chunk_absence(tmp_path):
     # Outage blocks wrote their coverage (0): the new channel gets 0 there too.
     assert (g["coverage"][:, 0] == 0).all() and (g["coverage"][PER_BLOCK:] == 0).all()
     assert g["order_1"].attrs["long_name"] == "order-1 scattering coefficients (median)"
+
+
+def test_a_stored_per_station_model_is_not_applied_to_a_station_that_gained_a_channel(tmp_path):
+    """``joint = false``: a station's own model was fitted on its two channels; once a third joins,
+    labelling with it would misalign the features: refused in one line naming the station."""
+    from scatflow.analysis import analyze
+    from scatflow.errors import InputError
+
+    def with_analysis(seconds):
+        cfg = config(tmp_path, seconds)
+        cfg.path.write_text(cfg.path.read_text() + "[analysis]\njoint = false\nsample = 300\n"
+                            "components = 2\nclusters = 2\n")
+        return load_config(cfg.path)
+
+    data = tmp_path / "data"
+    for cha in ("HHN", "HHZ"):
+        deliver(data, cha, 0, 1800)
+    compute_all(with_analysis(1800))
+    analyze(with_analysis(1800), log=lambda m: None)
+    deliver(data, "HHE", 1800, 2400)
+    for cha in ("HHN", "HHZ"):
+        deliver(data, cha, 1800, 2400)
+    compute_all(with_analysis(2400))
+    with pytest.raises(InputError, match=r"station XX\.AAA\.'s channels .* \(HHN, HHZ now HHE, HHN, HHZ\); use --refit"):
+        analyze(with_analysis(2400), log=lambda m: None)
+    summary = analyze(with_analysis(2400), refit=True, log=lambda m: None)
+    assert summary.stations == [KEY]
