@@ -130,23 +130,25 @@ def nominal_rate(rate: float) -> float:
     return float(rate)
 
 
-def _group_stations(extents: list[Extent], where: str, any_rate: bool = False) -> list[Station]:
+def _group_stations(extents: list[Extent], any_rate: bool = False) -> tuple[list[Station], list[tuple[str, str]]]:
+    """Stations of the extents, and the stations refused (key, reason): without resampling
+    (``any_rate`` False) a station whose channels differ in rate, or a channel with several
+    rates, is refused alone; the other stations run."""
     by_station: dict[str, list[Extent]] = {}
     for e in extents:
         by_station.setdefault(station_key(e.channel), []).append(e)
-    stations = []
+    stations, refused = [], []
     for key in sorted(by_station):
         exts = by_station[key]
         rates = {}
         for e in exts:
             rates.setdefault(e.channel, set()).add(e.sampling_rate)
-        for cha, rs in rates.items():
-            if len(rs) > 1 and not any_rate:
-                raise InputError(f"{where}: channel {cha} has several sampling rates {sorted(rs)} Hz")
         distinct = set().union(*rates.values())
         if len(distinct) > 1 and not any_rate:
-            detail = ", ".join(f"{c} {next(iter(r))} Hz" for c, r in sorted(rates.items()))
-            raise InputError(f"{where}: channels of station {key} have different sampling rates ({detail})")
+            detail = ", ".join(f"{c} {'/'.join(f'{r:g}' for r in sorted(rs))} Hz" for c, rs in sorted(rates.items()))
+            refused.append((key, f"its channels have different sampling rates ({detail}): resample every "
+                                 "channel with [preprocess] sampling_rate, or select one rate"))
+            continue
         stations.append(
             Station(
                 key=key,
@@ -156,7 +158,7 @@ def _group_stations(extents: list[Extent], where: str, any_rate: bool = False) -
                 last_ns=max(e.end_ns for e in exts),
             )
         )
-    return stations
+    return stations, refused
 
 
 class FileSource(Source):
@@ -226,7 +228,9 @@ class FileSource(Source):
         return self._extents
 
     def stations(self, any_rate: bool = False) -> list[Station]:
-        return _group_stations(self.extents(), "input.paths", any_rate)
+        stations, refused = _group_stations(self.extents(), any_rate)
+        self.unreadable = [u for u in self.unreadable if u not in refused] + refused
+        return stations
 
     def _paths(self, station, t0, t1):
         wanted = set(station.channels)
@@ -279,12 +283,14 @@ class SDSSource(Source):
                 unrated[seed_id] = bad
             else:
                 extents.append(extent)
-        stations = _group_stations(extents, "input.sds", any_rate)
+        stations, refused = _group_stations(extents, any_rate)
         by_key = {s.key: s for s in stations}
-        self.unreadable, self.notes = [], []
+        self.unreadable, self.notes = list(refused), []
         for key in sorted({station_key(c) for c in unrated}):
             channels = [c for c in unrated if station_key(c) == key]
             why = "; ".join(f"{c}: {bad_files(unrated[c])}" for c in channels)
+            if key in dict(refused):
+                continue  # refused already, for its rates
             if key not in by_key:
                 self.unreadable.append((key, f"no channel has a readable file of its own ({why})"))
                 continue

@@ -70,8 +70,14 @@ def test_channels_with_different_rates(tmp_path, data_dir, capsys):
     obspy.Stream([trace("XX.AAA..HHZ", 20.0), trace("XX.AAA..HHN", 40.0)]).write(
         str(data_dir / "mixed.mseed"), format="MSEED")
     line = one_line_error(capsys, write_config(tmp_path / "run.toml", **RUN))
-    assert "XX.AAA." in line and "different sampling rates" in line and "XX.AAA..HHN 40.0 Hz" in line
+    assert "XX.AAA." in line and "different sampling rates" in line and "XX.AAA..HHN 40 Hz" in line
     assert not (tmp_path / "out.zarr").exists()
+    # Beside another station, only that station is refused: the other one runs (exit 1).
+    obspy.Stream([trace("XX.BBB..HHZ", 20.0)]).write(str(data_dir / "b.mseed"), format="MSEED")
+    assert main(["run", str(tmp_path / "run.toml"), "--quiet"]) == 1
+    out = capsys.readouterr().out
+    assert "refused XX.AAA.: its channels have different sampling rates (XX.AAA..HHN 40 Hz" in out, out
+    assert "done: 1 block(s)" in out and list(scatflow.open_results(tmp_path / "out.zarr")) == ["XX.BBB."]
 
 
 @pytest.mark.slow
