@@ -185,7 +185,7 @@ def cmd_run(args) -> int:
     if args.dry_run:
         from .plan import make_plan
 
-        plan = make_plan(cfg, store, fresh=args.overwrite)
+        plan = make_plan(cfg, store, fresh=args.overwrite, recheck_all=args.recheck_all)
         print(f"plan: {plan.tasks} block(s) to compute into {cfg.output['store']}")
         print(plan.describe())
         script = cluster.job_script(cfg.cluster)
@@ -195,7 +195,8 @@ def cmd_run(args) -> int:
     with writer_lock(store.path), cluster.connect(cfg.cluster, log=log) as handle:
         from .run import run
 
-        summary = run(cfg, handle, overwrite=args.overwrite, progress=Progress(enabled=not args.quiet), log=log)
+        summary = run(cfg, handle, overwrite=args.overwrite, progress=Progress(enabled=not args.quiet), log=log,
+                      recheck_all=args.recheck_all)
     print(summary.text())
     print(f"store: {cfg.output['store']}")
     return 0 if summary.ok else 1
@@ -288,6 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--scheduler", help="join a running Dask scheduler at ADDRESS")
     r.add_argument("--workers", type=int, help="local: number of worker processes")
     r.add_argument("--overwrite", action="store_true", help="delete the store and recompute everything")
+    r.add_argument("--recheck-all", action="store_true",
+                   help="also compare the content of every file done blocks read with the hash they recorded "
+                        "(finds rewrites that kept size and mtime; reads every recorded file once)")
     r.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     r.add_argument("--quiet", action="store_true", help="no progress or log lines")
     r.set_defaults(func=cmd_run)

@@ -20,7 +20,7 @@ from .config import Config
 from .design import load_network
 from .errors import ConfigError, InputError, StoreError
 from .grid import Blocks, Grid, same_rate, whole_samples
-from .ledger import inputs_differ
+from .ledger import contents_differ, inputs_differ
 from .network import ScatteringNetwork
 from .prechecks import check_station
 from .preprocess import Preprocess, Responses, load_inventory
@@ -204,7 +204,8 @@ def source_from_config(cfg: Config) -> Source:
     return FileSource(inp["paths"], inp["select"])
 
 
-def make_plan(cfg: Config, store: Store, source: Source | None = None, fresh: bool = False) -> Plan:
+def make_plan(cfg: Config, store: Store, source: Source | None = None, fresh: bool = False,
+              recheck_all: bool = False) -> Plan:
     """Decide stations, grids and the blocks to compute; writes nothing.
 
     Parameters
@@ -215,6 +216,10 @@ def make_plan(cfg: Config, store: Store, source: Source | None = None, fresh: bo
         Default: from the config.
     fresh : bool
         Ignore what the store holds (the caller will delete it: ``--overwrite``).
+    recheck_all : bool
+        Also hash every file each done block read and compare with the hash it recorded
+        (``--recheck-all``): finds rewrites that kept their size and mtime, at the cost of
+        reading every recorded file once.
     """
     design = Design.from_config(cfg)
     pre = design.preprocess
@@ -238,7 +243,7 @@ def make_plan(cfg: Config, store: Store, source: Source | None = None, fresh: bo
                                  f"design's {fixed_rate} Hz")
             check_station(pre, st, inventory, *span)  # settings that cannot apply to a channel
             state = None if fresh else store.station_state(st.key)
-            sp = _station_plan(design, source, st, state, *span, responses=responses)
+            sp = _station_plan(design, source, st, state, *span, responses=responses, recheck_all=recheck_all)
         except (ConfigError, InputError, StoreError) as exc:
             # One station's problem (an off-nominal rate, channels that changed...) never stops the others.
             refused.append((st.key, str(exc)))
@@ -282,7 +287,8 @@ def station_grid(design: Design, st: Station, origin_ns: int) -> Grid:
 
 
 def _station_plan(design: Design, source: Source, st: Station, state: StationState | None,
-                  start: int | None, end: int | None, responses: Responses | None = None) -> StationPlan | None:
+                  start: int | None, end: int | None, responses: Responses | None = None,
+                  recheck_all: bool = False) -> StationPlan | None:
     added: tuple = ()
     if state is not None:
         origin = int(state.attrs["grid_origin_ns"])
@@ -314,7 +320,7 @@ def _station_plan(design: Design, source: Source, st: Station, state: StationSta
         current = source.input_records(st, UTCDateTime(ns=a), UTCDateTime(ns=e))
         if responses is not None:
             current += responses.records(st.channels, a, e)
-        return inputs_differ(recorded, current)
+        return inputs_differ(recorded, current) or (recheck_all and bool(contents_differ(recorded)))
 
     ledger = state.ledger(blocks.n, inputs_changed)
     todo = ledger.todo(in_span)

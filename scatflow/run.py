@@ -257,7 +257,8 @@ def preflight(cfg: Config, overwrite: bool = False) -> Store:
     return store
 
 
-def run(cfg: Config, cluster: "Cluster", overwrite: bool = False, progress=None, log=print) -> Summary:
+def run(cfg: Config, cluster: "Cluster", overwrite: bool = False, progress=None, log=print,
+        recheck_all: bool = False) -> Summary:
     """Plan, prepare the store, run every missing block, record the run.
 
     The caller holds the store's writer lock (:func:`scatflow.lock.writer_lock`)
@@ -271,11 +272,13 @@ def run(cfg: Config, cluster: "Cluster", overwrite: bool = False, progress=None,
         Delete the store first and recompute everything.
     progress : callable(done, total), optional
     log : callable(str)
+    recheck_all : bool
+        Compare the content hash of every file each done block read (see :func:`make_plan`).
     """
     store = Store(cfg.output["store"])
     if not overwrite:
         store.recover()  # a channel re-lay a killed driver left: planning must see the group
-    plan = make_plan(cfg, store, fresh=overwrite)
+    plan = make_plan(cfg, store, fresh=overwrite, recheck_all=recheck_all)
     try:
         if overwrite:
             store.wipe()

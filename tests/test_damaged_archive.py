@@ -192,6 +192,15 @@ def test_a_same_size_rewrite_with_its_mtime_restored_is_seen_by_the_content_hash
     # block each night); the deliberate check sees the rewrite.
     assert plan_of(tmp_path, root, select=["XX.AAA.*.*"])[1].stations[0].todo == []
     assert contents_differ(records) == [str(path)]
+    # `scatflow run --recheck-all` compares the hashes: exactly the blocks that read the file.
+    readers = [b for b, cell in enumerate(group["block_files"][:])
+               if str(path) in {r["path"] for r in json.loads(str(cell) or "[]")}]
+    cfg, plan = plan_of(tmp_path, root, select=["XX.AAA.*.*"])
+    recheck = make_plan(cfg, Store(cfg.output["store"]), recheck_all=True)
+    assert readers and recheck.stations[0].todo == readers and recheck.stations[0].why == {"inputs changed": len(readers)}
+    assert all(r.ok for r in compute(cfg, recheck).values())
+    assert make_plan(cfg, Store(cfg.output["store"]), recheck_all=True).stations[0].todo == []
+    records = json.loads(str(group["block_files"][0]))
     # Records written before the hash existed count as unchanged, by planning and by the check.
     old = [{k: v for k, v in r.items() if k != "blake2b"} for r in records]
     group["block_files"][0] = json.dumps(old)
