@@ -77,13 +77,16 @@ def far_from(ds, t) -> np.ndarray:
     return (start + WINDOW + PAD <= c) | (start - PAD >= c)
 
 
-@pytest.mark.parametrize("case", ["mid-block", "block boundary, end == start, data resuming at the change"])
+@pytest.mark.parametrize("case", ["mid-block", "block boundary, end == start, continuous data",
+                                  "block boundary, end == start, data resuming at the change"])
 def test_each_sample_is_corrected_with_the_response_of_its_epoch(tmp_path, case):
     """Gain x2 from an epoch change (counts x2 and response gain x2): every window whose read span stays a
     pad away from the change equals the single-epoch, unscaled reference to 1e-6 of the max; the windows
     near the change are not recorded (NaN), as at a gap."""
     if case == "mid-block":
         change, gap = T0 + 75 * 60, None  # inside block 2 (1:00-1:30)
+    elif "continuous" in case:
+        change, gap = T0 + 90 * 60, None  # the start of block 3, recorded through the change
     else:
         change = T0 + 90 * 60  # the start of block 3; the data resume at the change after an upgrade's gap
         gap = (change - 600, change)
