@@ -126,7 +126,7 @@ def environment() -> str:
     """
     import platform
 
-    from scatflow.kernel import numerics, simd_targets
+    from scatflow.scattering.kernel import numerics, simd_targets
 
     cpu = platform.processor() or "unknown processor"
     try:

@@ -2,7 +2,7 @@
 
 A store shaped like one station of the tutorial network (50 Hz, 40 s windows, hop 20 s, 3 channels,
 24 x 6 filters: 504 features, float32), written directly with structured synthetic coefficients
-(``scatflow.synthetic_store``, not the transform), analysed with ``sample = 200000``, 10 components
+(``scatflow.synthetic.store``, not the transform), analysed with ``sample = 200000``, 10 components
 and 8 clusters on a local cluster. Prints wall time, the driver's peak memory and each worker's,
 and the extrapolation to 100 stations on 100 cores.
 
@@ -35,14 +35,14 @@ def worker_peak() -> int:
 def one(days: int, workers: int, root: Path) -> dict:
     from distributed import Client, LocalCluster
 
-    from scatflow.analysis import analyze
+    from scatflow.analysis.core import analyze
     from scatflow.config import parse_config
 
     n = days * 4320 - 1
     path = root / f"bench{days}.zarr"
     t0 = time.perf_counter()
     # Written by a child process, so this process's peak memory is that of the analysis alone.
-    code = ("import sys; sys.path.insert(0, %r); from scatflow.synthetic_store import write_store; "
+    code = ("import sys; sys.path.insert(0, %r); from scatflow.synthetic.store import write_store; "
             "write_store(%r, ['XB.STA01.'], %d, layers=%r, sampling_rate=50.0, block_windows=1080, dtype='float32', k=8)"
             % (str(Path(__file__).resolve().parent.parent), str(path), n, TUTORIAL_LAYERS))
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -55,11 +55,11 @@ def main(argv=None) -> None:
 
     import obspy
 
-    from scatflow.blocks import run_block
+    from scatflow.workflow.blocks import run_block
     from scatflow.config import parse_config
-    from scatflow.plan import make_plan
-    from scatflow.run import prepare_store
-    from scatflow.store import Store
+    from scatflow.workflow.plan import make_plan
+    from scatflow.workflow.run import prepare_store
+    from scatflow.store.writer import Store
     from scatflow.synthetic import write_archive
 
     print(environment())

@@ -104,7 +104,7 @@ def main(argv=None) -> None:
 
 def single_thread(scatflow, x: np.ndarray, repeats: int) -> None:
     """Print kernel / FFT-floor CPU-time ratios and per-stage times, one thread."""
-    from scatflow.kernel import numpy_backend
+    from scatflow.scattering.kernel import numpy_backend
 
     net = scatflow.ScatteringNetwork(*LAYERS, bins=BINS, sampling_rate=RATE)
     n = x.shape[0]
@@ -155,7 +155,7 @@ def fft_floor(shape: tuple, sizes: list[int], dtype):
     """
     import scipy.fft
 
-    from scatflow.kernel.numpy_backend import GROUP_BYTES
+    from scatflow.scattering.kernel.numpy_backend import GROUP_BYTES
 
     n, channels, bins = shape
     ctype = np.result_type(dtype, np.complex64)
@@ -183,7 +183,7 @@ class TimedBackend:
     """The NumPy backend with every call's CPU time added to its stage and cascade level."""
 
     def __init__(self) -> None:
-        from scatflow.kernel.numpy_backend import NumpyBackend
+        from scatflow.scattering.kernel.numpy_backend import NumpyBackend
 
         base = NumpyBackend()
         self._base = base

@@ -52,8 +52,8 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
 
     from scatflow.config import parse_config
-    from scatflow.store import Store
-    from scatflow.plan import make_plan
+    from scatflow.store.writer import Store
+    from scatflow.workflow.plan import make_plan
 
     work = Path(args.workdir)
     shutil.rmtree(work, ignore_errors=True)

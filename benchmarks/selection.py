@@ -9,7 +9,7 @@ SIMD code (NumPy before 2.0, or a processor without AVX2). This script
 measures, on the layer-1 and layer-2 moduli of the tutorial network
 (``bins=2000``, random three-channel windows), the CPU time per sample of
 
-* ``kernel``: the kernel's median (:func:`scatflow.kernel.numpy_backend.median_inplace`,
+* ``kernel``: the kernel's median (:func:`scatflow.scattering.kernel.numpy_backend.median_inplace`,
   one in-place ``partition`` of the unsigned-integer view);
 * ``bracket sS zZ``: a median that never partitions a whole row: a strided
   sample (every S-th value) is partitioned for two order statistics that
@@ -53,7 +53,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
 
     import scatflow
-    from scatflow.kernel.numpy_backend import median_inplace
+    from scatflow.scattering.kernel.numpy_backend import median_inplace
 
     print(environment())
     net = scatflow.ScatteringNetwork(*LAYERS, bins=BINS, sampling_rate=RATE)
@@ -128,7 +128,7 @@ def _bracketed(stride: int, z: float):
         if n % 2 == 0:
             result = (floats[:, :top].max(axis=-1) + result) / 2
         if missed.size:
-            from scatflow.kernel.numpy_backend import median_inplace
+            from scatflow.scattering.kernel.numpy_backend import median_inplace
 
             result[missed] = median_inplace(a[missed])
         if stats is not None:

@@ -10,10 +10,10 @@ __version__ = "0.2.0"
 # Imported on first use (PEP 562): ``scatflow.cli`` and the worker processes it spawns then
 # start without paying ~0.8 s for obspy, xarray and zarr before they need them.
 _LAZY = {
-    "load_network": ".design",
-    "MorletBank": ".bank",
-    "ScatteringNetwork": ".network",
-    "transform_stream": ".stream",
+    "load_network": ".scattering.design",
+    "MorletBank": ".scattering.bank",
+    "ScatteringNetwork": ".scattering.network",
+    "transform_stream": ".workflow.stream",
 }
 
 
@@ -47,7 +47,7 @@ def open_results(path, combine: bool = False):
     import xarray as xr
 
     if combine:
-        from .reader import combine_stations
+        from .store.reader import combine_stations
 
         return combine_stations(path)
     return xr.open_datatree(path, engine="zarr")

@@ -122,7 +122,7 @@ match = "component"
 def cmd_example(args) -> int:
     from obspy import UTCDateTime
 
-    from . import synthetic
+    from .synthetic import example
 
     out = Path(args.dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -168,7 +168,7 @@ def _cluster_overrides(kind: str | None, workers: int | None) -> dict:
 
 
 def cmd_run(args) -> int:
-    from . import cluster
+    from .workflow import cluster
     from .config import load_config
 
     from .errors import ConfigError
@@ -178,12 +178,12 @@ def cmd_run(args) -> int:
     cfg = load_config(args.config, _cluster_overrides(args.cluster or args.scheduler, args.workers))
     log = _log(args.quiet)
     # Store and design are checked before any cluster starts (a job cluster may take minutes).
-    from .lock import writer_lock
-    from .run import preflight
+    from .store.lock import writer_lock
+    from .workflow.run import preflight
 
     store = preflight(cfg, overwrite=args.overwrite)
     if args.dry_run:
-        from .plan import make_plan
+        from .workflow.plan import make_plan
 
         plan = make_plan(cfg, store, fresh=args.overwrite, recheck_all=args.recheck_all)
         print(f"plan: {plan.tasks} block(s) to compute into {cfg.output['store']}")
@@ -193,7 +193,7 @@ def cmd_run(args) -> int:
             print(f"\njob script each {cfg.cluster['kind']} worker job would run (not submitted):\n{script}")
         return 0
     with writer_lock(store.path), cluster.connect(cfg.cluster, log=log) as handle:
-        from .run import run
+        from .workflow.run import run
 
         summary = run(cfg, handle, overwrite=args.overwrite, progress=Progress(enabled=not args.quiet), log=log,
                       recheck_all=args.recheck_all)
@@ -213,7 +213,7 @@ def cmd_info(args) -> int:
 # -- plot -----------------------------------------------------------------------------------------
 def cmd_plot(args) -> int:
     if args.analysis:
-        from .analysis_plot import plot_analysis
+        from .analysis.plot import plot_analysis
 
         for path in plot_analysis(args.store, args.analysis, output=args.output, station=args.station,
                                   start=args.start, end=args.end):
@@ -229,26 +229,26 @@ def cmd_plot(args) -> int:
 
 # -- analyze / export -------------------------------------------------------------------------------
 def cmd_analyze(args) -> int:
-    from . import cluster
-    from .analysis import parse_explore
+    from .workflow import cluster
+    from .analysis.core import parse_explore
     from .config import load_config
 
     cfg = load_config(args.config, _cluster_overrides(args.scheduler, args.workers))
     log = _log(args.quiet)
     explore = parse_explore(args.explore) if args.explore else None
-    from .analysis import preflight
+    from .analysis.core import preflight
 
     preflight(cfg, refit=args.refit, explore=explore)  # bad input: one line before any cluster starts
     if explore is None:
-        from .lock import check_free
+        from .store.lock import check_free
 
         check_free(cfg.output["store"], "analyze")  # a run writing the store: refused before a cluster starts
     with cluster.connect(cfg.cluster, log=log):
-        from .analysis import analyze
+        from .analysis.core import analyze
 
         result = analyze(cfg, refit=args.refit, explore=explore, log=log)
     if explore is not None:
-        from .analysis_plot import explore_output, plot_explore
+        from .analysis.plot import explore_output, plot_explore
 
         for key, scores in result.items():
             where = f" ({key})" if key else ""
@@ -262,7 +262,7 @@ def cmd_analyze(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .export import export_analysis
+    from .analysis.export import export_analysis
 
     path, rows = export_analysis(args.store, args.analysis, args.output)
     print(f"wrote {rows} rows to {path}")

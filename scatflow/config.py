@@ -358,7 +358,7 @@ def _check_cluster(clu: dict, source: str) -> None:
 
 
 def _check_preprocess(pre: dict, resolve, source: str, block_s: float) -> None:
-    from .preprocess import check_section
+    from .inputs.preprocess import check_section
 
     if pre["inventory"] is not None:
         if not pre["inventory"] or not all(isinstance(p, str) for p in pre["inventory"]):

@@ -143,7 +143,7 @@ def plot_store(store, output=None, station=None, channel=None, f1=None, start=No
     ImportError
         matplotlib is not installed.
     """
-    from .reader import StoreReader
+    from .store.reader import StoreReader
 
     reader = StoreReader(store)
     station, ds = _station(reader, station)

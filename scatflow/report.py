@@ -2,7 +2,7 @@
 
 Reads only small arrays (coordinates, the per-block ledger, ``coverage``) and
 ``order_1`` block by block; ``order_2`` is never read. What "complete",
-"failed" and "missing data" mean is :mod:`scatflow.ledger`'s rule.
+"failed" and "missing data" mean is :mod:`scatflow.store.ledger`'s rule.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import os
 
 import numpy as np
 
-from .ledger import CHANGED, COMPLETE, FAILED, MISSING, NO_DATA, PENDING, consecutive
-from .preprocess import steps_text
-from .reader import StationGroup, StoreReader, missing_blocks
-from .relay import work_dir
+from .store.ledger import CHANGED, COMPLETE, FAILED, MISSING, NO_DATA, PENDING, consecutive
+from .inputs.preprocess import steps_text
+from .store.reader import StationGroup, StoreReader, missing_blocks
+from .store.relay import work_dir
 
 #: Largest number of order_1 values read at once for the NaN fraction (bounded memory).
 _READ_ELEMENTS = 8_000_000
@@ -99,7 +99,7 @@ def _stack_lines(runs: list) -> list[str]:
     """The software the recorded runs computed blocks with; a warning when there was more than one.
 
     Coefficients are bit-for-bit reproducible only under one stack (see
-    :func:`scatflow.blocks.software_stack`), so a store whose blocks came from
+    :func:`scatflow.workflow.blocks.software_stack`), so a store whose blocks came from
     several is no longer equal to one fresh run in its last bits.
     """
     seen: dict[str, list[int]] = {}

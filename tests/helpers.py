@@ -207,10 +207,10 @@ def assert_stores_bitwise_equal(a, b, groups):
 def compute_all(cfg):
     """Plan ``cfg``, prepare its store and run every block task in this process (no cluster);
     returns the plan and the block results."""
-    from scatflow.blocks import run_block
-    from scatflow.plan import make_plan
-    from scatflow.run import prepare_store
-    from scatflow.store import Store
+    from scatflow.workflow.blocks import run_block
+    from scatflow.workflow.plan import make_plan
+    from scatflow.workflow.run import prepare_store
+    from scatflow.store.writer import Store
 
     store = Store(cfg.output["store"])
     plan = make_plan(cfg, store)
@@ -334,10 +334,10 @@ def epoch_inventory(seed_id: str, rate: float, epochs):
 def plan_and_run_in_process(cfg):
     """A ``scatflow run`` of ``cfg`` (a Config) without a cluster: plan, prepare the store, run
     every block task in this process (as a worker would); ``(plan, [BlockResult...])``."""
-    from scatflow.blocks import run_block
-    from scatflow.plan import make_plan
-    from scatflow.run import prepare_store
-    from scatflow.store import Store
+    from scatflow.workflow.blocks import run_block
+    from scatflow.workflow.plan import make_plan
+    from scatflow.workflow.run import prepare_store
+    from scatflow.store.writer import Store
 
     store = Store(cfg.output["store"])
     plan = make_plan(cfg, store)

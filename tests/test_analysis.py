@@ -14,13 +14,13 @@ import xarray as xr
 import zarr
 from helpers import SMALL_LAYERS, one_line_error, run_in_process
 
-from scatflow import cluster as clustermod
-from scatflow.analysis import Model, analyze, log_features, sample_indices
+from scatflow.workflow import cluster as clustermod
+from scatflow.analysis.core import Model, analyze, log_features, sample_indices
 from scatflow.cli import main
 from scatflow.config import parse_config
-from scatflow.reader import StoreReader
-from scatflow.store import Store
-from scatflow.synthetic_store import write_store
+from scatflow.store.reader import StoreReader
+from scatflow.store.writer import Store
+from scatflow.synthetic.store import write_store
 
 pytest.importorskip("sklearn")
 
@@ -175,7 +175,7 @@ def test_one_model_per_station(store, tmp_path):
     assert ("cluster sizes per station model: X9.A. (0: {}, 1: {}); X9.B. (0: {}, 1: {})".format(
         sizes["X9.A."][0], sizes["X9.A."][1], sizes["X9.B."][0], sizes["X9.B."][1]) in summary.text())
     assert summary.cluster_sizes == {-1: 2 * (GAP.stop - GAP.start)}
-    from scatflow.export import export_analysis
+    from scatflow.analysis.export import export_analysis
     import pandas as pd
 
     export_analysis(store, "ica", tmp_path / "l.csv")
@@ -336,7 +336,7 @@ def test_a_run_still_plans_and_writes_a_store_with_an_analysis(tmp_path):
     """The planner and a block task see stations only; the analysis group survives a run."""
     import obspy
 
-    from scatflow.plan import make_plan
+    from scatflow.workflow.plan import make_plan
     from scatflow.synthetic import write_day
 
     start = obspy.UTCDateTime("2015-12-04T00:00:00")
@@ -519,7 +519,7 @@ def test_analyze_during_a_run_is_refused_before_any_cluster_starts(store, tmp_pa
     import os
     import socket
 
-    from scatflow.lock import writer_lock
+    from scatflow.store.lock import writer_lock
 
     def no_cluster_allowed(cfg, log=print):
         raise AssertionError("a cluster was started")
@@ -532,7 +532,7 @@ def test_analyze_during_a_run_is_refused_before_any_cluster_starts(store, tmp_pa
 
 
 def test_occurrence_rate_breaks_at_windows_without_label():
-    from scatflow.analysis_plot import occurrence_rate
+    from scatflow.analysis.plot import occurrence_rate
 
     labels = np.array([0] * 10 + [-1] * 10 + [1] * 10)
     rate = occurrence_rate(labels, 2, 5)

@@ -9,13 +9,13 @@ import obspy
 import pytest
 from helpers import TUTORIAL_LAYERS, n_windows
 
-from scatflow.analysis import analyze
-from scatflow.blocks import run_block
+from scatflow.analysis.core import analyze
+from scatflow.workflow.blocks import run_block
 from scatflow.config import parse_config
-from scatflow.plan import make_plan
-from scatflow.reader import StoreReader
-from scatflow.run import prepare_store
-from scatflow.store import Store
+from scatflow.workflow.plan import make_plan
+from scatflow.store.reader import StoreReader
+from scatflow.workflow.run import prepare_store
+from scatflow.store.writer import Store
 from scatflow.synthetic import write_day
 
 START = obspy.UTCDateTime("2015-12-04T00:00:00")

@@ -13,7 +13,7 @@ import pytest
 from helpers import SMALL_LAYERS, load_group, n_blocks, n_windows, one_line_error, windows_per_block, write_config
 
 import scatflow
-from scatflow import cluster
+from scatflow.workflow import cluster
 from scatflow.cli import main
 
 MSEED_DATA = Path(obspy.__file__).parent / "io" / "mseed" / "tests" / "data"
@@ -250,7 +250,7 @@ def test_no_dashboard_takes_no_fixed_port():
 
 WORKER_LOGS = """
 import asyncio, logging
-from scatflow import cluster
+from scatflow.workflow import cluster
 
 async def arm(dask_worker):
     log = logging.getLogger("distributed.worker")

@@ -10,12 +10,12 @@ import pytest
 import zarr
 from helpers import assert_stores_bitwise_equal, compute_all, one_line_error, write_config
 
-from scatflow import relay
+from scatflow.store import relay
 from scatflow.cli import main
 from scatflow.config import load_config
-from scatflow.plan import make_plan
+from scatflow.workflow.plan import make_plan
 from scatflow.report import store_report
-from scatflow.store import Store
+from scatflow.store.writer import Store
 
 T0 = obspy.UTCDateTime("2020-01-01")
 RATE = 20.0
@@ -280,7 +280,7 @@ def test_relaying_keeps_array_metadata_and_chunk_absence(tmp_path):
 def test_a_stored_per_station_model_is_not_applied_to_a_station_that_gained_a_channel(tmp_path):
     """``joint = false``: a station's own model was fitted on its two channels; once a third joins,
     labelling with it would misalign the features: refused in one line naming the station."""
-    from scatflow.analysis import analyze
+    from scatflow.analysis.core import analyze
     from scatflow.errors import InputError
 
     def with_analysis(seconds):

@@ -12,13 +12,13 @@ import pytest
 import zarr
 from helpers import SMALL_LAYERS, assert_same_store, load_group, relabel, sds_path, write_config, write_sds
 
-from scatflow.blocks import run_block
+from scatflow.workflow.blocks import run_block
 from scatflow.cli import main
 from scatflow.config import load_config
-from scatflow.ledger import contents_differ
-from scatflow.plan import make_plan
-from scatflow.run import prepare_store
-from scatflow.store import Store
+from scatflow.store.ledger import contents_differ
+from scatflow.workflow.plan import make_plan
+from scatflow.workflow.run import prepare_store
+from scatflow.store.writer import Store
 
 DAY1, DAY2 = "2015-12-04", "2015-12-05"
 START, END = "2015-12-04T22:00:00", "2015-12-05T03:00:00"  # 5 one-hour blocks

@@ -11,9 +11,9 @@ import pytest
 from helpers import SMALL_LAYERS, epoch_inventory, load_group, run_blocks_in_process, write_sds_traces
 
 from scatflow.config import parse_config
-from scatflow.plan import make_plan
-from scatflow.preprocess import Preprocess, Responses, process
-from scatflow.store import Store
+from scatflow.workflow.plan import make_plan
+from scatflow.inputs.preprocess import Preprocess, Responses, process
+from scatflow.store.writer import Store
 
 T0 = obspy.UTCDateTime("2020-03-01T00:00:00")
 ID = "XX.EP..HHZ"

@@ -1,4 +1,4 @@
-"""Unit tests of the window and block arithmetic (scatflow.grid): no I/O, no cluster."""
+"""Unit tests of the window and block arithmetic (scatflow.inputs.grid): no I/O, no cluster."""
 
 import math
 
@@ -7,7 +7,7 @@ import pytest
 from helpers import n_windows
 
 from scatflow.errors import ConfigError
-from scatflow.grid import RATE_TOLERANCE, Blocks, Grid, same_rate, whole_samples
+from scatflow.inputs.grid import RATE_TOLERANCE, Blocks, Grid, same_rate, whole_samples
 
 DAY_NS = 86400 * 10**9
 # The tutorial's windowing: 40 s windows, 20 s hop, at 50 Hz.

@@ -5,9 +5,9 @@ import threading
 import numpy as np
 import pytest
 
-from scatflow import kernel
-from scatflow.kernel import cascade, numpy_backend
-from scatflow.kernel.numpy_backend import NumpyBackend, median_inplace
+from scatflow.scattering import kernel
+from scatflow.scattering.kernel import cascade, numpy_backend
+from scatflow.scattering.kernel.numpy_backend import NumpyBackend, median_inplace
 
 BACKENDS = [kernel.NUMPY]
 FLOATS = [np.float32, np.float64]
@@ -275,6 +275,6 @@ def test_numerics_names_the_code_path_that_sets_the_bits():
     has_avx2 = bool(__cpu_features__.get("AVX2"))
     assert line.endswith("x86-64 AVX2" if has_avx2 else "x86-64 baseline"), line
     env = dict(os.environ, NPY_DISABLE_CPU_FEATURES=" ".join(__cpu_dispatch__))
-    child = subprocess.run([sys.executable, "-c", "from scatflow import kernel; print(kernel.numerics())"],
+    child = subprocess.run([sys.executable, "-c", "from scatflow.scattering import kernel; print(kernel.numerics())"],
                            env=env, check=True, capture_output=True, text=True).stdout.strip()
     assert child == line.rsplit(", ", 1)[0] + ", x86-64 baseline"

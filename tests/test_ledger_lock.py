@@ -1,5 +1,5 @@
-"""Unit tests of the ledger rule (scatflow.ledger, on arrays and on a real Zarr store) and the
-writer lock's staleness (scatflow.lock). No cluster."""
+"""Unit tests of the ledger rule (scatflow.store.ledger, on arrays and on a real Zarr store) and the
+writer lock's staleness (scatflow.store.lock). No cluster."""
 
 import json
 import os
@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 import zarr
 
-from scatflow import dataset
+from scatflow.store import dataset
 from scatflow.errors import StoreError
-from scatflow.grid import Blocks
-from scatflow.ledger import COMPLETE, FAILED, MISSING, PENDING, Ledger
-from scatflow.lock import STALE_S, UNREADABLE_GRACE_S, is_stale, lock_path, read_holder, writer_lock
-from scatflow.network import ScatteringNetwork
-from scatflow.reader import StoreReader, missing_blocks
-from scatflow.store import Store, read_ledger
+from scatflow.inputs.grid import Blocks
+from scatflow.store.ledger import COMPLETE, FAILED, MISSING, PENDING, Ledger
+from scatflow.store.lock import STALE_S, UNREADABLE_GRACE_S, is_stale, lock_path, read_holder, writer_lock
+from scatflow.scattering.network import ScatteringNetwork
+from scatflow.store.reader import StoreReader, missing_blocks
+from scatflow.store.writer import Store, read_ledger
 
 BLOCKS = Blocks(chunk=10, n=45)  # four full blocks and a partial one of 5 windows
 
@@ -188,7 +188,7 @@ def test_lock_of_another_host_taken_over_only_when_silent(tmp_path):
 
 
 def test_consecutive_blocks_group_into_runs():
-    from scatflow.ledger import consecutive
+    from scatflow.store.ledger import consecutive
 
     assert consecutive([5, 0, 2, 1, 7, 8]) == [[0, 1, 2], [5], [7, 8]]
     assert consecutive([]) == []

@@ -11,11 +11,11 @@ from helpers import SMALL_LAYERS, compute_all, n_windows, one_line_error, window
 
 from scatflow.cli import main
 from scatflow.config import load_config
-from scatflow.grid import Blocks
-from scatflow.ledger import CHANGED, COMPLETE, FAILED, NO_DATA, Ledger
-from scatflow.plan import make_plan
-from scatflow.store import Store
-from scatflow.windows import align
+from scatflow.inputs.grid import Blocks
+from scatflow.store.ledger import CHANGED, COMPLETE, FAILED, NO_DATA, Ledger
+from scatflow.workflow.plan import make_plan
+from scatflow.store.writer import Store
+from scatflow.inputs.windows import align
 
 T0 = obspy.UTCDateTime("2020-01-01")
 RATE = 20.0
@@ -165,7 +165,7 @@ def test_a_changed_design_is_one_line_before_anything_runs(tmp_path, capsys, cha
 # -- smaller things a user runs into -------------------------------------------------------------
 def test_a_window_too_short_for_any_octave_says_the_shortest_window():
     from scatflow.errors import ConfigError
-    from scatflow.plan import check_octaves
+    from scatflow.workflow.plan import check_octaves
 
     with pytest.raises(ConfigError) as err:
         check_octaves([{"octaves": 2, "quality": 4}], 0.5, 20.0, "XX.AAA.")

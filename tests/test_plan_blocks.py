@@ -12,12 +12,12 @@ import zarr
 from helpers import SMALL_LAYERS, n_blocks, n_windows, one_line_error, windows_per_block
 
 import scatflow
-from scatflow.blocks import BlockResult, run_block
+from scatflow.workflow.blocks import BlockResult, run_block
 from scatflow.cli import main
 from scatflow.config import parse_config
-from scatflow.plan import make_plan
-from scatflow.run import prepare_store
-from scatflow.store import Store
+from scatflow.workflow.plan import make_plan
+from scatflow.workflow.run import prepare_store
+from scatflow.store.writer import Store
 from scatflow.synthetic import write_day
 
 LAYERS = SMALL_LAYERS

@@ -9,7 +9,7 @@ from helpers import one_line_error, write_config
 
 from scatflow.cli import main
 from scatflow.errors import InputError
-from scatflow.preprocess import Preprocess, load_inventory, process, units
+from scatflow.inputs.preprocess import Preprocess, load_inventory, process, units
 from scatflow.synthetic import station_inventory
 
 T0 = obspy.UTCDateTime("2020-03-01T00:00:00")

@@ -12,7 +12,7 @@ from scipy.signal import resample_poly
 
 from scatflow.config import parse_config
 from scatflow.errors import ConfigError, InputError
-from scatflow.preprocess import Preprocess, Responses, default_pad, process, ratio
+from scatflow.inputs.preprocess import Preprocess, Responses, default_pad, process, ratio
 from scatflow.synthetic import station_inventory
 
 T0 = UTCDateTime("2020-03-01T00:00:00")
@@ -67,7 +67,7 @@ def test_settings_are_validated_with_the_key_named():
 
 _PROCESS = """
 import obspy
-from scatflow.preprocess import process
+from scatflow.inputs.preprocess import process
 from scatflow.synthetic import station_inventory
 from test_preprocess import ID, T0, preprocess, record
 
@@ -173,7 +173,7 @@ def test_response_records_change_with_the_response_not_with_the_epoch_end():
 
 
 def test_the_example_inventory_reads_back(tmp_path):
-    from scatflow.preprocess import coordinates, load_inventory, units
+    from scatflow.inputs.preprocess import coordinates, load_inventory, units
     from scatflow.synthetic import write_inventory
 
     path = write_inventory(tmp_path / "st.xml", {"X9.SV13.": {"sampling_rate": 50.0, "channels": ["X9.SV13..HHZ"]}})
@@ -217,11 +217,11 @@ def in_process_run(tmp_path, store, hours, **pre):
     network, ``[preprocess]`` = ``pre``), every block computed in this process; the station's group."""
     import xarray as xr
 
-    from scatflow.blocks import run_block
+    from scatflow.workflow.blocks import run_block
     from scatflow.config import parse_config
-    from scatflow.plan import make_plan
-    from scatflow.run import prepare_store
-    from scatflow.store import Store
+    from scatflow.workflow.plan import make_plan
+    from scatflow.workflow.run import prepare_store
+    from scatflow.store.writer import Store
 
     cfg = parse_config({"input": {"paths": [str(tmp_path / "a.mseed")], "start": str(T0)[:19],
                                   "end": str(T0 + hours * 3600)[:19]},

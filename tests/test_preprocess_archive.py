@@ -13,8 +13,8 @@ from helpers import SMALL_LAYERS, assert_same_store, write_config
 import scatflow
 from scatflow.cli import main
 from scatflow.errors import StoreError
-from scatflow.network import ScatteringNetwork
-from scatflow.preprocess import Preprocess, ratio
+from scatflow.scattering.network import ScatteringNetwork
+from scatflow.inputs.preprocess import Preprocess, ratio
 from scatflow.synthetic import station_inventory, write_archive, write_inventory
 
 pytestmark = pytest.mark.slow  # real Dask clusters

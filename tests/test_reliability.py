@@ -17,8 +17,8 @@ import zarr
 from helpers import assert_same_store, load_group, n_blocks, n_windows, windows_per_block, write_config
 
 from scatflow.cli import main
-from scatflow.lock import lock_path, writer_lock
-from scatflow.store import Store
+from scatflow.store.lock import lock_path, writer_lock
+from scatflow.store.writer import Store
 
 pytestmark = pytest.mark.slow  # every test runs scatflow on a local Dask cluster
 

@@ -12,7 +12,7 @@ from helpers import n_blocks, n_windows, one_line_error, windows_per_block
 from scatflow import plot as plotmod
 from scatflow.cli import main
 from scatflow.report import missing_blocks, store_report
-from scatflow.store import StoreError
+from scatflow.store.writer import StoreError
 
 GROUP = "X9.SV13."
 CHANNELS = ["X9.SV13..HHE", "X9.SV13..HHN", "X9.SV13..HHZ"]
@@ -72,8 +72,8 @@ def test_info_names_station_channels_windows_blocks(store, capsys):
 @pytest.mark.slow
 def test_info_names_the_software_stack_and_warns_when_runs_differ(store_copy, capsys):
     """Blocks are bitwise reproducible under one software stack only: info says which, and when there were two."""
-    from scatflow.blocks import software_stack
-    from scatflow.store import Store
+    from scatflow.workflow.blocks import software_stack
+    from scatflow.store.writer import Store
 
     st = Store(str(store_copy))
     runs = st.root_attrs()["runs"]
@@ -126,7 +126,7 @@ def test_deleted_chunks_reported_as_data_missing(store_copy, capsys):
 def test_failed_pending_and_nan_windows(store_copy, capsys):
     import zarr
 
-    from scatflow.store import Store
+    from scatflow.store.writer import Store
 
     Store(store_copy).mark_block(GROUP, 2, 0, [], "X9.SV13.: no data between A and B")  # a failed block
     g = zarr.open_group(store_copy, mode="r+", use_consolidated=False)[GROUP]

@@ -188,8 +188,8 @@ def test_cli_starts_the_cluster_before_the_heavy_imports():
     the workers' start overlaps the driver's imports and planning; the public names still resolve."""
     code = (
         "import sys\n"
-        "import scatflow.cli, scatflow.cluster, scatflow.config\n"
-        "heavy = [m for m in ('xarray', 'zarr', 'dask.array', 'scipy.signal', 'scatflow.run', 'scatflow.plan', 'scatflow.blocks') if m in sys.modules]\n"
+        "import scatflow.cli, scatflow.workflow.cluster, scatflow.config\n"
+        "heavy = [m for m in ('xarray', 'zarr', 'dask.array', 'scipy.signal', 'scatflow.workflow.run', 'scatflow.workflow.plan', 'scatflow.workflow.blocks') if m in sys.modules]\n"
         "print(heavy)\n"
         "import scatflow\n"
         "print(scatflow.ScatteringNetwork.__name__, scatflow.transform_stream.__name__, scatflow.load_network.__name__)\n"

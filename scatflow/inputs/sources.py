@@ -1,0 +1,357 @@
+"""Waveform sources: what stations and channels exist, and reading a time span of one station.
+
+Two kinds, with one small interface (:class:`Source`): plain file globs
+(:class:`FileSource`, headers read once at planning time) and SDS archives
+(:class:`SDSSource`, planned from file names and one header per channel;
+day files read as ObsPy's SDS client does, each checked). Workers call :meth:`Source.read` for exactly the span a block
+needs; it returns the ObsPy stream and the files it touched (provenance).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import glob
+import os
+
+import obspy
+from obspy import UTCDateTime
+
+from ..errors import InputError
+from .grid import same_rate
+from .wavefile import bad_files, file_digest, mislabelled, read_checked
+
+
+
+
+@dataclasses.dataclass(frozen=True)
+class Extent:
+    """One stretch of one channel in one file (from headers)."""
+
+    path: str
+    channel: str
+    start_ns: int  # first sample, ns since 1970
+    end_ns: int  # last sample, ns since 1970
+    sampling_rate: float
+
+
+@dataclasses.dataclass
+class Station:
+    """A station's channels as found in the input, for planning.
+
+    Attributes
+    ----------
+    key : str
+        ``NET.STA.LOC`` (the store group name).
+    channels : list of str
+        Full SEED ids ``NET.STA.LOC.CHA``, sorted.
+    sampling_rate : float
+        Common sampling rate of the channels, Hz.
+    first_ns, last_ns : int or None
+        First and last sample time over all channels (ns since 1970), when known.
+    """
+
+    key: str
+    channels: list[str]
+    sampling_rate: float
+    first_ns: int | None = None
+    last_ns: int | None = None
+
+
+def matches(seed_id: str, patterns) -> bool:
+    """True when ``seed_id`` matches one of the ``NET.STA.LOC.CHA`` shell patterns."""
+    return any(fnmatch.fnmatchcase(seed_id, p) for p in patterns)
+
+
+def station_key(seed_id: str) -> str:
+    """``NET.STA.LOC`` of a ``NET.STA.LOC.CHA`` id."""
+    return seed_id.rsplit(".", 1)[0]
+
+
+class Source:
+    """Interface of a waveform source."""
+
+    #: (file or station, reason) of what could not be planned because of unreadable input (refused).
+    unreadable: list[tuple[str, str]] = []
+    #: (channel, reason) of what planning noticed about the input without refusing anything.
+    notes: list[tuple[str, str]] = []
+
+    def stations(self, any_rate: bool = False) -> list[Station]:  # pragma: no cover - interface
+        """The stations found; ``any_rate``: channels of one station may differ in rate (they are
+        resampled), and the station's ``sampling_rate`` is then its highest."""
+        raise NotImplementedError
+
+    def read(self, station: Station, t0: UTCDateTime, t1: UTCDateTime) -> tuple[obspy.Stream, list[dict]]:
+        """Traces of ``station`` covering ``[t0, t1]`` and the files read (path, size, mtime, blake2b)."""
+        raise NotImplementedError  # pragma: no cover - interface
+
+    def input_records(self, station: Station, t0: UTCDateTime, t1: UTCDateTime) -> list[dict]:
+        """The files (path, size, mtime) a read of ``station`` over ``[t0, t1]`` would touch now."""
+        return [_file_record(p) for p in self._paths(station, t0, t1)]
+
+    def _paths(self, station: Station, t0: UTCDateTime, t1: UTCDateTime) -> list[str]:
+        raise NotImplementedError  # pragma: no cover - interface
+
+    def spec(self, station: Station | None = None, t0: UTCDateTime | None = None,
+             t1: UTCDateTime | None = None) -> dict:
+        """A small picklable description from which :func:`make_source` rebuilds this source,
+        restricted to what reading ``station`` over ``[t0, t1]`` needs when they are given."""
+        raise NotImplementedError  # pragma: no cover - interface
+
+
+def make_source(spec: dict) -> Source:
+    """Rebuild a source from :meth:`Source.spec` (in a worker process)."""
+    kind = spec["kind"]
+    if kind == "files":
+        return FileSource.from_spec(spec)
+    if kind == "sds":
+        return SDSSource(spec["root"], spec["select"])
+    raise ValueError(f"unknown source kind {kind!r}")
+
+
+def _file_record(path: str) -> dict:
+    st = os.stat(path)
+    return {"path": os.path.abspath(path), "size": st.st_size, "mtime": st.st_mtime}
+
+
+def _read_record(path: str, record: dict | None = None) -> dict:
+    """The record of a file a worker has read: ``record`` (or its stat now) and the hash of its
+    bytes (a few ms a day file, with the file in the page cache after the read)."""
+    return dict(record or _file_record(path), blake2b=file_digest(path))
+
+
+def nominal_rate(rate: float) -> float:
+    """The nominal sampling rate (Hz) of a reported ``rate``: rounded to 3 decimals when that
+    is the same rate (:func:`scatflow.inputs.grid.same_rate`); digitisers report 49.9999 Hz for 50 Hz."""
+    rounded = round(float(rate), 3)
+    if rounded > 0 and same_rate(rate, rounded):
+        return rounded
+    return float(rate)
+
+
+def _group_stations(extents: list[Extent], any_rate: bool = False) -> tuple[list[Station], list[tuple[str, str]]]:
+    """Stations of the extents, and the stations refused (key, reason): without resampling
+    (``any_rate`` False) a station whose channels differ in rate, or a channel with several
+    rates, is refused alone; the other stations run."""
+    by_station: dict[str, list[Extent]] = {}
+    for e in extents:
+        by_station.setdefault(station_key(e.channel), []).append(e)
+    stations, refused = [], []
+    for key in sorted(by_station):
+        exts = by_station[key]
+        rates = {}
+        for e in exts:
+            rates.setdefault(e.channel, set()).add(e.sampling_rate)
+        distinct = set().union(*rates.values())
+        if len(distinct) > 1 and not any_rate:
+            detail = ", ".join(f"{c} {'/'.join(f'{r:g}' for r in sorted(rs))} Hz" for c, rs in sorted(rates.items()))
+            refused.append((key, f"its channels have different sampling rates ({detail}): resample every "
+                                 "channel with [preprocess] sampling_rate, or select one rate"))
+            continue
+        stations.append(
+            Station(
+                key=key,
+                channels=sorted(rates),
+                sampling_rate=max(distinct),
+                first_ns=min(e.start_ns for e in exts),
+                last_ns=max(e.end_ns for e in exts),
+            )
+        )
+    return stations, refused
+
+
+class FileSource(Source):
+    """Waveform files given by globs; each file's headers are read once, at planning."""
+
+    def __init__(self, patterns: list[str], select: list[str], extents: list[Extent] | None = None):
+        self.patterns = list(patterns)
+        self.select = list(select)
+        self._extents = extents
+
+    @classmethod
+    def from_spec(cls, spec: dict) -> "FileSource":
+        return cls(spec["patterns"], spec["select"], [Extent(**e) for e in spec["extents"]])
+
+    def spec(self, station=None, t0=None, t1=None) -> dict:
+        extents = self.extents()
+        if station is not None:
+            # A task carries only its own files' extents, not the whole input's.
+            wanted = set(station.channels)
+            extents = [e for e in extents if e.channel in wanted and e.start_ns <= t1.ns and e.end_ns >= t0.ns]
+        return {
+            "kind": "files",
+            "patterns": self.patterns,
+            "select": self.select,
+            "extents": [dataclasses.asdict(e) for e in extents],
+        }
+
+    def files(self) -> list[str]:
+        """The files the globs match, sorted; an InputError for a glob matching nothing."""
+        out = []
+        for pattern in self.patterns:
+            hits = sorted(glob.glob(pattern, recursive=True))
+            hits = [h for h in hits if os.path.isfile(h)]
+            if not hits:
+                raise InputError(f"input.paths: no file matches {pattern}")
+            out.extend(hits)
+        return sorted(dict.fromkeys(out))
+
+    def extents(self) -> list[Extent]:
+        if self._extents is None:
+            extents, errors = [], []
+            for path in self.files():
+                try:
+                    stream = read_checked(path, headonly=True)
+                except InputError as exc:
+                    # One damaged file among many is skipped with its reason (the run says so);
+                    # alone, it is the error.
+                    errors.append(exc)
+                    continue
+                for tr in stream:
+                    if matches(tr.id, self.select):
+                        extents.append(
+                            Extent(
+                                path=os.path.abspath(path),
+                                channel=tr.id,
+                                start_ns=tr.stats.starttime.ns,
+                                end_ns=tr.stats.endtime.ns,
+                                sampling_rate=nominal_rate(tr.stats.sampling_rate),
+                            )
+                        )
+            if not extents and errors:
+                raise errors[0]
+            if not extents:
+                raise InputError(f"input: no channel matches select={self.select} in {len(self.files())} file(s)")
+            self._extents = extents
+            self.unreadable = [(str(e).split(": ", 1)[0], str(e).split(": ", 1)[1]) for e in errors]
+        return self._extents
+
+    def stations(self, any_rate: bool = False) -> list[Station]:
+        stations, refused = _group_stations(self.extents(), any_rate)
+        self.unreadable = [u for u in self.unreadable if u not in refused] + refused
+        return stations
+
+    def _paths(self, station, t0, t1):
+        wanted = set(station.channels)
+        return sorted(
+            {e.path for e in self.extents() if e.channel in wanted and e.start_ns <= t1.ns and e.end_ns >= t0.ns}
+        )
+
+    def read(self, station, t0, t1):
+        wanted = set(station.channels)
+        paths = self._paths(station, t0, t1)
+        stream = obspy.Stream()
+        for path in paths:
+            st = read_checked(path, starttime=t0, endtime=t1)
+            stream += obspy.Stream([tr for tr in st if tr.id in wanted])
+        return stream, [_read_record(p) for p in paths]
+
+
+class SDSSource(Source):
+    """An SDS archive: channels listed and day files found by
+    :class:`obspy.clients.filesystem.sds.Client`, each file read and checked here."""
+
+    def __init__(self, root: str, select: list[str]):
+        from obspy.clients.filesystem.sds import Client
+
+        if not os.path.isdir(root):
+            raise InputError(f"input.sds: {root} is not a directory")
+        self.root = root
+        self.select = list(select)
+        self.client = Client(root)
+
+    def spec(self, station=None, t0=None, t1=None) -> dict:
+        return {"kind": "sds", "root": self.root, "select": self.select}
+
+    def stations(self, any_rate: bool = False) -> list[Station]:
+        """The stations of the archive's channels, from one readable header per channel.
+
+        A channel's files are tried in time order until one holds a record of that channel:
+        an empty, damaged or mislabelled file never stops the planning. A channel without any
+        such file joins its station at the station's rate (its files give no samples, or fail
+        the blocks that read them) and is noted in :attr:`notes`; a station none of whose
+        channels has one is refused in :attr:`unreadable`, with the files and reasons.
+        """
+        ids = sorted(".".join(nslc) for nslc in self.client.get_all_nslc() if matches(".".join(nslc), self.select))
+        if not ids:
+            raise InputError(f"input.sds: no channel matches select={self.select} under {self.root}")
+        extents, unrated = [], {}
+        for seed_id in ids:
+            extent, bad = self._first_header(seed_id)
+            if extent is None:
+                unrated[seed_id] = bad
+            else:
+                extents.append(extent)
+        stations, refused = _group_stations(extents, any_rate)
+        by_key = {s.key: s for s in stations}
+        self.unreadable, self.notes = list(refused), []
+        for key in sorted({station_key(c) for c in unrated}):
+            channels = [c for c in unrated if station_key(c) == key]
+            why = "; ".join(f"{c}: {bad_files(unrated[c])}" for c in channels)
+            if key in dict(refused):
+                continue  # refused already, for its rates
+            if key not in by_key:
+                self.unreadable.append((key, f"no channel has a readable file of its own ({why})"))
+                continue
+            st = by_key[key]
+            st.channels = sorted(st.channels + channels)
+            self.notes += [(c, f"no readable file of its own ({bad_files(unrated[c])}): taken at the station's "
+                               f"{st.sampling_rate:g} Hz, not recorded where its files hold no data")
+                           for c in channels]
+        for s in stations:  # spans are decided by the config's start/end, not by one file
+            s.first_ns = s.last_ns = None
+        return stations
+
+    def _channel_files(self, seed_id: str) -> list[str]:
+        """Every day file of ``seed_id`` in the archive, in time order."""
+        net, sta, loc, cha = seed_id.split(".")
+        pattern = os.path.join(self.root, "*", net, sta, f"{cha}.D", f"{net}.{sta}.{loc}.{cha}.D.*")
+        return sorted(glob.glob(pattern))
+
+    def _first_header(self, seed_id: str) -> tuple[Extent | None, list[tuple[str, str]]]:
+        """The first record header of ``seed_id`` in its files (only its rate is needed), and
+        the (file, reason) of the files before it that could not give one."""
+        bad = []
+        for path in self._channel_files(seed_id):
+            try:
+                stream = read_checked(path, format="MSEED", headonly=True)
+            except InputError as exc:
+                text = str(exc)
+                bad.append((path, text[len(path) + 2:] if text.startswith(f"{path}: ") else text))
+                continue
+            for tr in stream:
+                if tr.id == seed_id:
+                    return Extent(path, seed_id, tr.stats.starttime.ns, tr.stats.endtime.ns,
+                                  nominal_rate(tr.stats.sampling_rate)), bad
+            bad.append((path, mislabelled(stream, seed_id)))
+        return None, bad
+
+    def _channel_paths(self, seed_id: str, t0: UTCDateTime, t1: UTCDateTime) -> list[str]:
+        net, sta, loc, cha = seed_id.split(".")
+        return sorted(p for p in self.client._get_filenames(net, sta, loc, cha, t0, t1) if os.path.isfile(p))
+
+    def _paths(self, station, t0, t1):
+        return [p for seed_id in station.channels for p in self._channel_paths(seed_id, t0, t1)]
+
+    def read(self, station, t0, t1):
+        """As ObsPy's SDS client (``get_waveforms(..., merge=None)``), file by file, with every
+        file checked: an empty file holds no data; a damaged, truncated or mislabelled one (records
+        of another SEED id than its path's, which the client would drop silently, making it look
+        like an outage) raises an InputError naming it, failing only the blocks that read it."""
+        files = self.input_records(station, t0, t1)
+        stream = obspy.Stream()
+        for seed_id in station.channels:
+            for path in self._channel_paths(seed_id, t0, t1):
+                if os.path.getsize(path) == 0:
+                    continue  # a ring-buffer archiver's placeholder: no data, as for ObsPy's client
+                part = read_checked(path, format="MSEED", starttime=t0, endtime=t1)
+                if any(tr.id != seed_id for tr in part):
+                    raise InputError(f"{path}: {mislabelled(part, seed_id)}")
+                stream += part
+        # No merge: ObsPy's merge refuses traces of different rates (a station upgraded at
+        # midnight) and picks one side of a conflicting overlap.
+        stream.trim(t0, t1)
+        return stream, [_read_record(r["path"], r) for r in files]
+
+
+__all__ = ["InputError", "Station", "Source", "FileSource", "SDSSource", "make_source", "matches"]

@@ -1,0 +1,335 @@
+"""A run: plan, prepare the store, feed the block tasks to the cluster, record the run.
+
+Data flows one way: config -> :mod:`plan` -> :class:`~scatflow.workflow.blocks.BlockTask`
+-> worker (:func:`~scatflow.workflow.blocks.run_block`: read, kernel, dataset, store)
+-> :class:`~scatflow.workflow.blocks.BlockResult` -> the summary and the run record.
+The driver alone creates or grows the station groups and writes attributes,
+before any task runs, and holds the store's writer lock throughout.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+import typing as T
+
+import numpy as np
+from obspy import UTCDateTime
+
+from ..store import dataset
+from .blocks import BlockResult, BlockTask, run_block
+from ..config import Config
+from ..errors import StoreError
+from ..store.ledger import consecutive
+from ..store.lock import now_iso
+from .plan import Design, Plan, make_plan
+from ..inputs.preprocess import coordinates, load_inventory, units
+from ..store.writer import Store, versions
+
+if T.TYPE_CHECKING:
+    from .cluster import Cluster
+
+
+@dataclasses.dataclass
+class Summary:
+    """The outcome of a run's tasks."""
+
+    done: list[BlockResult]
+    failed: list[BlockResult]
+    skipped: list[tuple[str, str]]
+    seconds: float
+    no_data: list[BlockResult] = dataclasses.field(default_factory=list)
+    refused: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    notes: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """No block failed and no station was refused (blocks without data are outages, not errors)."""
+        return not self.failed and not self.refused
+
+    def text(self) -> str:
+        """What ``scatflow run`` prints at the end."""
+        windows_done = sum(r.windows for r in self.done)
+        lines = [
+            f"done: {len(self.done)} block(s), {windows_done} windows in {self.seconds:.1f} s; "
+            f"no data: {len(self.no_data)}; failed: {len(self.failed)}; skipped: {len(self.skipped)}"
+            + (f"; refused: {len(self.refused)}" if self.refused else "")
+        ]
+        lines += [f"  skipped {key}: {why}" for key, why in self.skipped]
+        lines += [f"  refused {key}: {why}" for key, why in self.refused]
+        lines += [f"  note {key}: {why}" for key, why in self.notes]
+        lines += [f"  no data {key}: {spans}" for key, spans in _outages(self.no_data)]
+        lines += [f"  failed {r.station} block {r.block}: {r.error}"
+                  for r in sorted(self.failed, key=lambda r: (r.station, r.block))]
+        return "\n".join(lines)
+
+    def record(self, started: str) -> dict:
+        """The entry of this run in the store's run log."""
+        return {
+            "started": started,
+            "finished": now_iso(),
+            "blocks_done": len(self.done),
+            "blocks_failed": [{"station": r.station, "block": r.block, "error": r.error}
+                              for r in sorted(self.failed, key=lambda r: (r.station, r.block))],
+            "blocks_no_data": [{"station": r.station, "block": r.block} for r in
+                               sorted(self.no_data, key=lambda r: (r.station, r.block))],
+            "skipped": [{"station": k, "reason": w} for k, w in self.skipped],
+            "refused": [{"station": k, "reason": w} for k, w in self.refused],
+            "notes": [{"channel": k, "note": w} for k, w in self.notes],
+            "workers": sorted({r.worker for r in self.done if r.worker}),
+            "stacks": sorted({r.stack for r in self.done if r.stack}),
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def _outages(results: list[BlockResult]) -> list[tuple[str, str]]:
+    """Per station, the blocks without data as ranges ``"blocks 4-6 (T0 .. T1)"``, sorted."""
+    by_station: dict[str, dict[int, BlockResult]] = {}
+    for r in results:
+        by_station.setdefault(r.station, {})[r.block] = r
+    out = []
+    for key, blocks in sorted(by_station.items()):
+        parts = [f"block{'s' if len(g) > 1 else ''} {g[0]}{f'-{g[-1]}' if len(g) > 1 else ''} "
+                 f"({blocks[g[0]].span[0]} .. {blocks[g[-1]].span[1]})" for g in consecutive(blocks)]
+        out.append((key, ", ".join(parts)))
+    return out
+
+
+def prepare_store(plan: Plan, store: Store) -> None:
+    """Create or grow each station's group (driver only, before any task)."""
+    dtype = np.dtype(plan.design.dtype)
+    for sp in plan.stations:
+        coords, units = _metadata(plan, sp)
+        if sp.n_old:
+            store.add_missing_ledger(sp.key, sp.blocks.grown(sp.n_old).count)
+            if sp.added:  # before growing: the new windows are laid out with every channel
+                store.add_channels(sp.key, sp.station.channels, coords or None)
+            if coords:  # an inventory given to a store created without one
+                store.add_channel_coords(sp.key, coords, dataset.COORD_ATTRS)
+        if sp.n_new == sp.n_old:
+            continue
+        net = plan.network(sp)
+        attrs = dataset.attributes(
+            net, plan.design.reduce, sp.grid.window_s, sp.grid.hop_s,
+            {
+                "grid_origin_ns": int(sp.grid.origin_ns),
+                "grid_origin": str(UTCDateTime(ns=sp.grid.origin_ns)),
+                "block_windows": sp.blocks.chunk,
+                "min_coverage": plan.design.min_coverage,
+                "bins": sp.grid.bins,
+                "hop_samples": sp.grid.hop,
+            },
+        )
+        times = sp.grid.times(sp.n_old, sp.n_new)
+        tmpl = dataset.template(net, times, sp.station.channels, dtype, sp.blocks.chunk, attrs, coords, units)
+        if sp.n_old == 0:
+            store.create_group(sp.key, tmpl, sp.blocks)
+        else:
+            store.extend_group(sp.key, tmpl, sp.blocks.grown(sp.n_old), sp.blocks)
+
+
+def _metadata(plan: Plan, sp) -> tuple[dict, str | None]:
+    """Channel coordinates and sample units from the inventory ({} and None without one)."""
+    pre = plan.design.preprocess
+    if plan.inventory is None:
+        return {}, (pre.units if pre.active else None)
+    t = sp.grid.origin_ns
+    rows = [coordinates(plan.inventory, cha, t) for cha in sp.station.channels]
+    return ({name: [r[name] for r in rows] for name in ("latitude", "longitude", "elevation", "depth")},
+            units(pre, plan.inventory, sp.station.channels, t))
+
+
+def execute(plan: Plan, cluster: "Cluster", progress: T.Callable[[int, int], None] | None = None,
+            results: list | None = None, log: T.Callable[[str], None] = print) -> Summary:
+    """Run the plan's tasks on the cluster, a bounded number in flight.
+
+    ``results``, when given, receives each :class:`BlockResult` as it comes back
+    (so a caller interrupted midway knows what was done).
+
+    Raises
+    ------
+    StoreError
+        A task found the store unable to take more writes: the run stops feeding
+        tasks, lets those in flight finish, and says what is kept.
+    """
+    from distributed import as_completed
+
+    t0 = time.perf_counter()
+    client = cluster.client
+    tasks = list(plan.block_tasks())
+    slots = max(cluster.slots, sum(client.nthreads().values()), 1)
+    pending = iter(tasks)
+    results = [] if results is None else results
+
+    def submit(task: BlockTask):
+        return client.submit(run_block, task, key=f"{task.name}-{time.monotonic_ns()}", pure=False, retries=0)
+
+    # Twice the slots: enough to keep workers busy, small enough to keep the graph tiny.
+    inflight = {submit(t) for t in _take(pending, 2 * slots)}
+    futures = as_completed(list(inflight), with_results=False)
+    if progress:
+        progress(0, len(tasks))
+    fatal = None
+    try:
+        for fut in futures:
+            res = fut.result()
+            inflight.discard(fut)
+            results.append(res)
+            fut.release()
+            if res.fatal and fatal is None:
+                fatal = res.error  # stop feeding tasks; those in flight finish or fail alike
+            if fatal is None:
+                for t in _take(pending, 1):
+                    new = submit(t)
+                    inflight.add(new)
+                    futures.add(new)
+            if progress:
+                progress(len(results), len(tasks))
+    except KeyboardInterrupt as stop:
+        # Blocks already running would finish and mark themselves done after the count:
+        # let them, for a while, so the count the user reads is what the store holds.
+        stop.abandoned = _settle(inflight, results, log)
+        raise
+    if fatal is not None:
+        done = sum(1 for r in results if r.ok)
+        raise StoreError(
+            f"output store {plan.cfg.output['store']} cannot be written ({fatal}); run stopped: "
+            f"{done} block(s) completed this run are kept and marked, {len(tasks) - done} not done"
+        )
+    return _summary(plan, results, time.perf_counter() - t0)
+
+
+#: Seconds a stopped run waits for the blocks in flight (a batch system's SIGTERM usually
+#: leaves 30 s or more before its SIGKILL); a second Ctrl-C or SIGTERM stops the wait.
+STOP_GRACE_S = 20.0
+
+
+def _settle(inflight: set, results: list, log: T.Callable[[str], None]) -> int:
+    """After Ctrl-C or SIGTERM: wait up to :data:`STOP_GRACE_S` seconds for the tasks in flight,
+    append their results to ``results``, cancel the rest and return how many were cancelled."""
+    from distributed import wait
+
+    if inflight:
+        log(f"stopping: waiting up to {STOP_GRACE_S:g} s for {len(inflight)} block(s) in flight "
+            "(Ctrl-C again to stop now)")
+        try:
+            wait(list(inflight), timeout=STOP_GRACE_S)
+        except (KeyboardInterrupt, TimeoutError):
+            pass
+    left = 0
+    for fut in inflight:
+        if fut.status == "finished":
+            results.append(fut.result())
+        else:
+            left += 1  # queued, running, or lost with its worker: not marked done unless it finished
+            fut.cancel()
+    return left
+
+
+def _take(it, n: int) -> list:
+    out = []
+    for item in it:
+        out.append(item)
+        if len(out) == n:
+            break
+    return out
+
+
+def preflight(cfg: Config, overwrite: bool = False) -> Store:
+    """The checks made before any cluster starts: the store can be written here and, unless
+    ``overwrite``, was written with this configuration's design; the StationXML files, if any,
+    can be read (the planner then finds them in the process's cache).
+
+    Raises
+    ------
+    StoreError
+        Naming the path, or each design key that differs.
+    InputError
+        An inventory glob matching nothing, or an unreadable StationXML file (named).
+    """
+    store = Store(cfg.output["store"])
+    store.check_writable()
+    if not overwrite:
+        store.check_design(Design.from_config(cfg).record())
+    if cfg.preprocess["inventory"]:
+        load_inventory(cfg.preprocess["inventory"])
+    return store
+
+
+def run(cfg: Config, cluster: "Cluster", overwrite: bool = False, progress=None, log=print,
+        recheck_all: bool = False) -> Summary:
+    """Plan, prepare the store, run every missing block, record the run.
+
+    The caller holds the store's writer lock (:func:`scatflow.store.lock.writer_lock`)
+    and has made the :func:`preflight` checks, both before starting the cluster.
+
+    Parameters
+    ----------
+    cfg : Config
+    cluster : scatflow.workflow.cluster.Cluster
+    overwrite : bool
+        Delete the store first and recompute everything.
+    progress : callable(done, total), optional
+    log : callable(str)
+    recheck_all : bool
+        Compare the content hash of every file each done block read (see :func:`make_plan`).
+    """
+    store = Store(cfg.output["store"])
+    if not overwrite:
+        store.recover()  # a channel re-lay a killed driver left: planning must see the group
+    plan = make_plan(cfg, store, fresh=overwrite, recheck_all=recheck_all)
+    try:
+        if overwrite:
+            store.wipe()
+        store.open_or_create(plan.design.record())
+        store.drop_consolidated()
+        prepare_store(plan, store)
+        started = now_iso()
+        store.update_root(config=json.loads(json.dumps(cfg.resolved(), default=str)), versions=versions())
+    except OSError as exc:
+        raise StoreError(f"output store {store.path} cannot be written ({exc.strerror or exc})") from None
+    log(f"plan: {plan.tasks} block(s) to compute\n{plan.describe()}")
+    results: list[BlockResult] = []
+    try:
+        # A local cluster starts its workers while the driver plans: wait for them only now.
+        cluster.wait_ready()
+        summary = execute(plan, cluster, progress, results, log)
+    except KeyboardInterrupt as stop:
+        # Ctrl-C or SIGTERM: what is done is kept and marked; record it and leave a store that
+        # default opens read (consolidated again), then let the caller say so in one line.
+        partial = _summary(plan, results, 0.0)
+        _record(store, dict(partial.record(started), interrupted=True))
+        raise Interrupted(len(partial.done), getattr(stop, "abandoned", 0)) from None
+    _record(store, summary.record(started))
+    return summary
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C or SIGTERM; ``done`` blocks of it are kept, ``abandoned`` were
+    still in flight when the driver stopped waiting (each is done only if it marked itself)."""
+
+    def __init__(self, done: int, abandoned: int = 0):
+        super().__init__(done)
+        self.done, self.abandoned = done, abandoned
+
+
+def _summary(plan: Plan, results: list[BlockResult], seconds: float) -> Summary:
+    return Summary([r for r in results if r.ok], [r for r in results if r.error], list(plan.skipped),
+                   seconds, [r for r in results if r.no_data], list(plan.refused), list(plan.notes))
+
+
+def _record(store: Store, entry: dict) -> None:
+    """Append ``entry`` to the store's run log and consolidate the metadata (driver)."""
+    try:
+        runs = list(store.root_attrs().get("runs", []))
+        store.update_root(runs=(runs + [entry])[-100:])
+        store.consolidate()
+    except OSError as exc:
+        raise StoreError(
+            f"output store {store.path}: blocks are written but the run record could not be "
+            f"({exc.strerror or exc})"
+        ) from None
+
+
+__all__ = ["preflight", "run", "execute", "prepare_store", "Summary"]
