@@ -60,7 +60,6 @@ _EVENT_LOOKBACK_S = 120.0
 _INT32_MAX = np.iinfo(np.int32).max
 
 
-
 def _zigzag(n: int) -> int:
     # SeedSequence only takes non-negative entropy; dates before 1970 give
     # negative day and block numbers.
@@ -86,11 +85,6 @@ def sample_index(t: UTCDateTime, fs: float) -> int:
 def _smoothstep(x):
     x = np.clip(x, 0.0, 1.0)
     return x * x * (3.0 - 2.0 * x)
-
-
-# --------------------------------------------------------------------------
-# Signal model
-# --------------------------------------------------------------------------
 
 
 class _Filters(typing.NamedTuple):
