@@ -122,7 +122,7 @@ match = "component"
 def cmd_example(args) -> int:
     from obspy import UTCDateTime
 
-    from .synthetic import example
+    from . import synthetic
 
     out = Path(args.dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -203,15 +203,27 @@ def cmd_run(args) -> int:
 
 
 # -- info -----------------------------------------------------------------------------------------
+def _store_of(arg: str) -> str:
+    """The store a user named: a store path, or a run config (``.toml``) whose ``output.store`` it is."""
+    import os
+
+    if arg.endswith(".toml") and os.path.isfile(arg):
+        from .config import load_config
+
+        return load_config(arg).output["store"]
+    return arg
+
+
 def cmd_info(args) -> int:
     from .report import store_report
 
-    print(store_report(args.store))
+    print(store_report(_store_of(args.store)))
     return 0
 
 
 # -- plot -----------------------------------------------------------------------------------------
 def cmd_plot(args) -> int:
+    args.store = _store_of(args.store)
     if args.analysis:
         from .analysis.plot import plot_analysis
 
@@ -264,7 +276,7 @@ def cmd_analyze(args) -> int:
 def cmd_export(args) -> int:
     from .analysis.export import export_analysis
 
-    path, rows = export_analysis(args.store, args.analysis, args.output)
+    path, rows = export_analysis(_store_of(args.store), args.analysis, args.output)
     print(f"wrote {rows} rows to {path}")
     return 0
 
@@ -297,11 +309,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_run)
 
     i = sub.add_parser("info", help="stations, channels, span, coverage and design of a store")
-    i.add_argument("store")
+    i.add_argument("store", help="the store, or the run config (.toml) naming it in output.store")
     i.set_defaults(func=cmd_info)
 
     g = sub.add_parser("plot", help="write a PNG: first-order scalogram and second-order coefficients")
-    g.add_argument("store")
+    g.add_argument("store", help="the store, or the run config (.toml) naming it in output.store")
     g.add_argument("-o", "--output", help="PNG path (default: STORE.<station>.png beside the store)")
     g.add_argument("--station", help="group NET.STA.LOC (default: the first)")
     g.add_argument("--channel", help="SEED id (default: the first)")
@@ -325,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.set_defaults(func=cmd_analyze)
 
     x = sub.add_parser("export", help="one row per window of an analysis: CSV, or Parquet (.parquet)")
-    x.add_argument("store")
+    x.add_argument("store", help="the store, or the run config (.toml) naming it in output.store")
     x.add_argument("--analysis", required=True, metavar="NAME")
     x.add_argument("-o", "--output", required=True, help="output file, .csv or .parquet")
     x.set_defaults(func=cmd_export)
@@ -341,13 +353,23 @@ def _terminate(signum, frame):
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
     import signal
     import threading
 
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _terminate)
+    if threading.current_thread() is not threading.main_thread():
+        return _main(argv)
+    # SIGTERM stops a run as Ctrl-C does; the caller's own handler comes back afterwards (a test
+    # runner or a notebook calling main() keeps its behaviour).
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _main(argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.debug:
         return args.func(args)
     try:
