@@ -12,7 +12,9 @@ from helpers import SMALL_LAYERS, epoch_inventory, load_group, run_blocks_in_pro
 
 from scatflow.config import parse_config
 from scatflow.workflow.plan import make_plan
-from scatflow.inputs.preprocess import Preprocess, Responses, process
+from scatflow.inputs.epochs import Responses
+from scatflow.inputs.preprocess import Preprocess
+from scatflow.inputs.process import process
 from scatflow.store.writer import Store
 
 T0 = obspy.UTCDateTime("2020-03-01T00:00:00")

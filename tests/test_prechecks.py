@@ -9,7 +9,9 @@ from helpers import one_line_error, write_config
 
 from scatflow.cli import main
 from scatflow.errors import InputError
-from scatflow.inputs.preprocess import Preprocess, load_inventory, process, units
+from scatflow.inputs.inventory import load_inventory, units
+from scatflow.inputs.preprocess import Preprocess
+from scatflow.inputs.process import process
 from scatflow.synthetic import station_inventory
 
 T0 = obspy.UTCDateTime("2020-03-01T00:00:00")

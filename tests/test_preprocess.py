@@ -12,7 +12,9 @@ from scipy.signal import resample_poly
 
 from scatflow.config import parse_config
 from scatflow.errors import ConfigError, InputError
-from scatflow.inputs.preprocess import Preprocess, Responses, default_pad, process, ratio
+from scatflow.inputs.epochs import Responses
+from scatflow.inputs.preprocess import Preprocess, default_pad, ratio
+from scatflow.inputs.process import process
 from scatflow.synthetic import station_inventory
 
 T0 = UTCDateTime("2020-03-01T00:00:00")
@@ -67,7 +69,7 @@ def test_settings_are_validated_with_the_key_named():
 
 _PROCESS = """
 import obspy
-from scatflow.inputs.preprocess import process
+from scatflow.inputs.process import process
 from scatflow.synthetic import station_inventory
 from test_preprocess import ID, T0, preprocess, record
 
@@ -173,7 +175,7 @@ def test_response_records_change_with_the_response_not_with_the_epoch_end():
 
 
 def test_the_example_inventory_reads_back(tmp_path):
-    from scatflow.inputs.preprocess import coordinates, load_inventory, units
+    from scatflow.inputs.inventory import coordinates, load_inventory, units
     from scatflow.synthetic import write_inventory
 
     path = write_inventory(tmp_path / "st.xml", {"X9.SV13.": {"sampling_rate": 50.0, "channels": ["X9.SV13..HHZ"]}})

@@ -16,7 +16,7 @@ response of the epoch in force at its own time, by one rule:
 
 A channel's time is thus split into *pieces* of one response each; adjacent
 pieces with the same values are one piece, so an epoch boundary where nothing
-changes costs nothing. :func:`scatflow.inputs.preprocess.process` cuts the data where
+changes costs nothing. :func:`scatflow.inputs.process.process` cuts the data where
 the response changes and treats the cut as a data edge.
 """
 

@@ -1,41 +1,24 @@
-"""Preprocessing before windowing: response removal, a Butterworth filter, one sampling rate.
+"""The ``[preprocess]`` settings: what a block does to its samples before windowing.
 
-The rule that keeps results independent of how a span is split into blocks and
-runs: a block always processes the samples of its *whole* block span (all
-``chunk`` windows, even while the block is the store's partial last one) plus
-a margin ``pad`` on each side, and nothing else. Block spans are fixed by the
-store's grid (origin, hop, windows per block), so every processed sample is a
-function of the data and of time alone, never of where a run starts or ends.
-
-Within that span each contiguous run of recorded samples is processed on its
-own, as ObsPy processes each trace of a stream: response (ObsPy
-``remove_response`` or ``remove_sensitivity``), filter (ObsPy ``Trace.filter``),
-resampling (``scipy.signal.resample_poly``). A run's edge inside the span is a
-real edge of the data (a gap, the archive's first or last sample): output
-samples within ``pad`` of it count as not recorded, so ``min_coverage``
-governs the windows near gaps. Runs are cut at times where the input and
-output sample lattices coincide (both anchored at the grid origin), so their
-resampled samples land on the station's output lattice.
+Owns :class:`Preprocess` (the validated settings, hashable, sent to workers),
+the validation of the ``[preprocess]`` section (:func:`check_section`), the
+default pad (twice the longest transient of the steps, :func:`default_pad`),
+the resampling ratio of a channel (:func:`ratio`) and the steps in words
+(:func:`steps_text`, :func:`describe`). The processing itself is
+:mod:`scatflow.inputs.process`; StationXML loading, channel coordinates and
+units are :mod:`scatflow.inputs.inventory`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-import glob
 import math
-import os
 import typing as T
-import warnings
 from fractions import Fraction
 
 import numpy as np
 
-from .epochs import Lattice, Responses, by_response, epochs, split
 from ..errors import ConfigError, InputError
-from .grid import same_rate
-from .sources import nominal_rate
-from .windows import Aligned, align
 
 RESPONSES = ("none", "sensitivity", "displacement", "velocity", "acceleration")
 FILTERS = {"highpass": ("freq",), "lowpass": ("freq",), "bandpass": ("freqmin", "freqmax")}
@@ -45,7 +28,8 @@ FILTERS = {"highpass": ("freq",), "lowpass": ("freq",), "bandpass": ("freqmin", 
 MAX_RATIO_TERM = 100
 #: Relative level under which a step's transient counts as decayed (for the default pad).
 TRANSIENT_TOLERANCE = 1e-6
-_OUTPUT = {"displacement": "DISP", "velocity": "VEL", "acceleration": "ACC"}
+#: ObsPy ``remove_response`` output of each full-response setting.
+OBSPY_OUTPUT = {"displacement": "DISP", "velocity": "VEL", "acceleration": "ACC"}
 _UNITS = {"displacement": "m", "velocity": "m/s", "acceleration": "m/s**2", "none": "counts"}
 
 
@@ -106,7 +90,7 @@ class Preprocess:
         return {
             "response": self.response,
             "pre_filt": list(self.pre_filt) if self.pre_filt is not None else None,
-            "water_level": self.water_level if self.response in _OUTPUT else None,
+            "water_level": self.water_level if self.response in OBSPY_OUTPUT else None,
             "filter": self.filter_options or None,
             "sampling_rate": self.sampling_rate,
             "pad_s": self.pad_s,
@@ -136,7 +120,7 @@ def check_section(sec: dict, source: str, block_s: float | None = None) -> None:
         raise ConfigError(f"{where}response' must be one of {', '.join(RESPONSES)}, got {sec['response']!r}")
     if sec["response"] != "none" and not sec["inventory"]:
         raise ConfigError(f"{where}response' = {sec['response']!r} needs 'preprocess.inventory' (StationXML files)")
-    if sec["response"] in _OUTPUT and sec["pre_filt"] is None:
+    if sec["response"] in OBSPY_OUTPUT and sec["pre_filt"] is None:
         raise ConfigError(f"{where}pre_filt' is required with response = {sec['response']!r} "
                           "(four corner frequencies in Hz, e.g. [0.05, 0.1, 20.0, 24.0])")
     if sec["pre_filt"] is not None:
@@ -202,7 +186,7 @@ def default_pad(pre: Preprocess) -> float:
     spans = [10.0 if pre.sampling_rate is not None else 0.0]
     if pre.filter is not None:
         spans.append(_filter_transient(pre.filter_options, fs))
-    if pre.response in _OUTPUT:
+    if pre.response in OBSPY_OUTPUT:
         spans.append(_prefilt_transient(pre.pre_filt, fs))
     return float(math.ceil(2.0 * max(spans)))
 
@@ -249,260 +233,6 @@ def ratio(rate_in: float, rate_out: float, channel: str) -> tuple[int, int]:
         raise InputError(f"{channel}: cannot resample {rate_in:g} Hz to {rate_out:g} Hz with a ratio of integers "
                          f"up to {MAX_RATIO_TERM} ([preprocess] sampling_rate)")
     return frac.numerator, frac.denominator
-
-
-# --- inventory ---------------------------------------------------------------------------------
-
-def inventory_files(patterns: T.Iterable[str]) -> list[str]:
-    """The StationXML files of ``patterns`` (sorted); an InputError for a glob matching nothing."""
-    out = []
-    for pattern in patterns:
-        hits = sorted(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
-        if not hits:
-            raise InputError(f"preprocess.inventory: no file matches {pattern}")
-        out += hits
-    return sorted(dict.fromkeys(out))
-
-
-def load_inventory(patterns: T.Iterable[str]):
-    """The merged ObsPy Inventory of the files (cached per process while they are unchanged)."""
-    files = inventory_files(patterns)
-    key = tuple((p, os.stat(p).st_mtime_ns, os.stat(p).st_size) for p in files)
-    return _load(key)
-
-
-@functools.lru_cache(maxsize=4)
-def _load(key: tuple):
-    from obspy import Inventory, read_inventory
-
-    inv = Inventory(networks=[], source="scatflow")
-    for path, _, _ in key:
-        try:
-            inv += read_inventory(path)
-        except Exception as exc:  # noqa: BLE001 - ObsPy raises many types for bad XML
-            raise InputError(f"{path}: cannot read StationXML ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
-    return inv
-
-
-def _in_epoch(obj, t_ns: int) -> bool:
-    start = obj.start_date.ns if obj.start_date is not None else -(2 ** 62)
-    end = obj.end_date.ns if obj.end_date is not None else 2 ** 62
-    return start <= t_ns <= end
-
-
-def coordinates(inv, seed_id: str, t_ns: int) -> dict:
-    """``latitude``, ``longitude`` (degrees), ``elevation``, ``depth`` (m) of a channel at ``t_ns``
-    (the epoch in force then, else its latest epoch; NaN when the inventory lacks the channel)."""
-    found = epochs(inv, seed_id)
-    now = [c for s, c in found if _in_epoch(c, t_ns)]
-    chan = now[0] if now else (max(found, key=lambda e: e[1].start_date or 0)[1] if found else None)
-    if chan is None:
-        return dict.fromkeys(("latitude", "longitude", "elevation", "depth"), float("nan"))
-    return {"latitude": float(chan.latitude), "longitude": float(chan.longitude),
-            "elevation": float(chan.elevation), "depth": float(chan.depth)}
-
-
-def units(pre: Preprocess, inv, channels: list[str], t_ns: int) -> str:
-    """Units of a station's processed samples (``counts``, ``m/s``, ``m``, ``m/s**2``; with
-    ``sensitivity``, the response's input units: the SI ones as these, others as the inventory
-    writes them, e.g. ``Pa``)."""
-    if pre.units is not None:
-        return pre.units
-    for seed_id in channels:
-        for _, c in epochs(inv, seed_id):
-            sens = getattr(c.response, "instrument_sensitivity", None)
-            if sens is not None and sens.input_units:
-                u = sens.input_units.upper()
-                return {"M/S": "m/s", "M": "m", "M/S**2": "m/s**2", "M/S/S": "m/s**2"}.get(u, sens.input_units)
-    return "unknown"
-
-
-# --- processing --------------------------------------------------------------------------------
-
-def process(stream, channels: list[str], origin_ns: int, start_ns: int, nsamp: int, rate: float,
-            pre: Preprocess, inv=None, responses: Responses | None = None) -> Aligned:
-    """Processed samples of ``channels`` on the output lattice ``start_ns + i / rate``.
-
-    Parameters
-    ----------
-    stream : obspy.Stream
-        Raw traces covering at least ``[start - pad, end + pad]`` where present.
-    channels : list of str
-        SEED ids in output order.
-    origin_ns : int
-        The grid origin (ns since 1970): the input and output lattices are anchored there.
-    start_ns : int
-        First output sample (on the output lattice), ns since 1970.
-    nsamp : int
-        Output samples.
-    rate : float
-        Output rate, Hz (``pre.sampling_rate`` or the station's rate).
-    pre : Preprocess
-    inv : obspy.Inventory, optional
-        Needed for a response step.
-    responses : Responses, optional
-        The inventory's responses by epoch (default: made from ``inv``; pass one to reuse its cache).
-
-    Returns
-    -------
-    Aligned
-        Samples and the recorded mask (False within ``pad`` of a data edge or of an instant where
-        the response changes); ``notes`` holds what the block should record (holes between
-        epochs, overlapping epochs, ObsPy's warnings).
-
-    Raises
-    ------
-    InputError
-        A recorded sample outside every epoch of its channel, a response ObsPy cannot use, or a
-        setting that cannot apply at a channel's rate (:func:`scatflow.inputs.prechecks.rate_problem`).
-    """
-    out = Aligned(np.zeros((len(channels), nsamp)), np.zeros((len(channels), nsamp), dtype=bool))
-    target = _Target(origin_ns, start_ns, nsamp, rate)
-    if pre.response != "none" and responses is None:
-        responses = Responses(pre, inv)
-    for row, seed_id in enumerate(channels):
-        traces = [tr for tr in stream if tr.id == seed_id and tr.stats.npts]
-        channel = _Channel(seed_id, out, row, np.zeros(nsamp, dtype=bool))
-        for raw in sorted({_nominal(tr.stats.sampling_rate, rate) for tr in traces}):
-            group = [tr for tr in traces if _nominal(tr.stats.sampling_rate, rate) == raw]
-            if pre.sampling_rate is None and not same_rate(raw, rate):
-                out.other_rates += [f"{seed_id}: {raw:g} Hz from {tr.stats.starttime}" for tr in group[:1]]
-                continue
-            up, down = (1, 1) if same_rate(raw, rate) else ratio(raw, rate, seed_id)
-            _process_rate(group, raw, up, down, target, channel, pre, responses)
-    out.notes = list(dict.fromkeys(out.notes))
-    return out
-
-
-@dataclasses.dataclass(frozen=True)
-class _Target:
-    """The output lattice of one :func:`process` call: ``start_ns + i / rate``, ``i < nsamp``."""
-
-    origin_ns: int
-    start_ns: int
-    nsamp: int
-    rate: float
-
-    @property
-    def o0(self) -> int:
-        """The index of ``start_ns`` on the lattice anchored at ``origin_ns``."""
-        return _index(self.start_ns - self.origin_ns, self.rate)
-
-
-@dataclasses.dataclass(frozen=True)
-class _Channel:
-    """Where one channel's samples go: row ``row`` of ``out``; ``filled`` marks samples a rate has set."""
-
-    seed_id: str
-    out: Aligned
-    row: int
-    filled: np.ndarray
-
-
-def _nominal(r: float, rate: float) -> float:
-    return rate if same_rate(r, rate) else nominal_rate(r)
-
-
-def _index(delta_ns: int, rate: float) -> int:
-    """The lattice index of a time ``delta_ns`` after the origin (exact on the lattice)."""
-    return int(round(delta_ns * rate / 1e9))
-
-
-def _process_rate(group: list, raw: float, up: int, down: int, target: _Target, channel: _Channel,
-                  pre: Preprocess, responses: Responses | None) -> None:
-    """Process a channel's traces at input rate ``raw`` (resampled by ``up / down``) into ``channel``."""
-    import obspy
-
-    from .prechecks import rate_problem
-
-    origin_ns, start_ns, nsamp, rate, o0 = (target.origin_ns, target.start_ns, target.nsamp, target.rate,
-                                            target.o0)
-    seed_id, out, row, filled = channel.seed_id, channel.out, channel.row, channel.filled
-    problem = rate_problem(pre, raw)
-    if problem:  # a rate the plan did not see (the planner refuses the rates it knows)
-        raise InputError(f"{seed_id}: {problem}")
-    pad = pre.pad_ns
-    i_a = math.ceil((start_ns - pad - origin_ns) * raw / 1e9 - 1e-6)
-    i_b = math.floor((start_ns + nsamp * 1e9 / rate + pad - origin_ns) * raw / 1e9 + 1e-6)
-    t_a = origin_ns + int(round(i_a * 1e9 / raw))
-    al = align(obspy.Stream(group), [seed_id], t_a, i_b - i_a, raw)
-    out.conflicting += al.conflicting
-    out.nonfinite += al.nonfinite
-    pad_out = math.ceil(pre.pad_s * rate - 1e-9)
-    rec = al.recorded[0]
-    lattice = Lattice(origin_ns, i_a, raw)
-    spans = by_response(rec, lattice, seed_id, responses, out.notes) if responses is not None else []
-    for a, b in split(_runs(rec), [j0 for j0, _, _ in spans[1:]]):
-        s = -(-(i_a + a) // down) * down  # the first sample on both lattices
-        x = al.data[0, s - i_a:b]
-        if len(x) < 2 * down:
-            continue
-        t0 = origin_ns + int(round(s * 1e9 / raw))
-        response = next((p for j0, j1, p in spans if j0 <= a < j1)).response_at(t0) if spans else None
-        y = _chain(x, seed_id, raw, t0, up, down, pre, response, out.notes)
-        n0 = s * up // down - o0
-        lo = n0 + (pad_out if a > 0 else 0)
-        end = math.ceil((i_a + b) * up / down) - o0  # exclusive output index of the run's end
-        hi = end - (pad_out if b < len(rec) else 0)
-        j0, j1 = max(n0, 0), min(n0 + len(y), nsamp)
-        if j0 >= j1:
-            continue
-        seg = slice(j0, j1)
-        clash = filled[seg].copy()
-        out.data[row, seg] = np.where(clash, out.data[row, seg], y[j0 - n0:j1 - n0])
-        keep = np.zeros(j1 - j0, dtype=bool)
-        keep[max(lo, j0) - j0:max(min(hi, j1), j0) - j0] = True
-        # Two rates covering one output sample: neither decides it (as conflicting overlaps).
-        out.conflicting += int((clash & out.recorded[row, seg]).sum())
-        out.recorded[row, seg] = np.where(clash, False, keep)
-        filled[seg] = True
-
-
-def _runs(rec: np.ndarray) -> list[tuple[int, int]]:
-    """``[a, b)`` of each run of True in ``rec``."""
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], rec.view(np.int8), [0]])))
-    return list(zip(edges[::2], edges[1::2]))
-
-
-def _chain(x: np.ndarray, seed_id: str, raw: float, t0_ns: int, up: int, down: int, pre: Preprocess, response,
-           notes: list) -> np.ndarray:
-    """Response (``response``: the one in force over the whole run), filter and resampling of one
-    contiguous run starting at ``t0_ns``; ObsPy's warnings join ``notes`` instead of the console."""
-    from obspy import Trace, UTCDateTime
-    from scipy.signal import resample_poly
-
-    net, sta, loc, cha = seed_id.split(".")
-    tr = Trace(np.array(x, dtype=np.float64), header={"network": net, "station": sta, "location": loc,
-                                                      "channel": cha, "sampling_rate": raw,
-                                                      "starttime": UTCDateTime(ns=t0_ns)})
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        if pre.response != "none":
-            try:
-                if response is None:
-                    raise ValueError("no response")
-                tr.stats.response = response
-                if pre.response == "sensitivity":
-                    tr.remove_sensitivity()
-                else:
-                    # The cosine taper covers the first half of the pad at each end (the pad is twice the
-                    # transient), whatever the run's length, so a cut's effect is the same in every block.
-                    frac = min(1.0, pre.pad_s * raw / tr.stats.npts)
-                    tr.remove_response(output=_OUTPUT[pre.response], pre_filt=pre.pre_filt,
-                                       water_level=pre.water_level, zero_mean=True, taper=True,
-                                       taper_fraction=frac)
-            except Exception as exc:  # noqa: BLE001 - ObsPy raises bare Exceptions for unusable responses
-                msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                raise InputError(f"{seed_id}: no usable response in preprocess.inventory at "
-                                 f"{UTCDateTime(ns=t0_ns)} ({msg})") from None
-        if pre.filter is not None:
-            opts = pre.filter_options
-            tr.filter(opts.pop("type"), **opts)
-    notes += [f"{seed_id}: {w.message}" for w in caught]
-    data = tr.data.astype(np.float64, copy=False)
-    if (up, down) != (1, 1):
-        data = resample_poly(data, up, down)
-    return data
 
 
 def steps_text(record: dict) -> str:

@@ -28,7 +28,10 @@ from ..inputs import windows
 from ..errors import ConfigError, InputError, StoreError
 from ..inputs.grid import Blocks, Grid
 from ..scattering.network import ScatteringNetwork
-from ..inputs.preprocess import Preprocess, Responses, load_inventory, process
+from ..inputs.epochs import Responses
+from ..inputs.inventory import load_inventory
+from ..inputs.preprocess import Preprocess
+from ..inputs.process import process
 from ..inputs.sources import Station, make_source
 from ..store.writer import STORAGE_ERRNOS, Store
 

@@ -23,7 +23,9 @@ from ..inputs.grid import Blocks, Grid, same_rate, whole_samples
 from ..store.ledger import contents_differ, inputs_differ
 from ..scattering.network import ScatteringNetwork
 from ..inputs.prechecks import check_station
-from ..inputs.preprocess import Preprocess, Responses, load_inventory
+from ..inputs.epochs import Responses
+from ..inputs.inventory import load_inventory
+from ..inputs.preprocess import Preprocess
 from ..inputs.sources import FileSource, SDSSource, Source, Station, matches
 from ..store.writer import StationState, Store
 

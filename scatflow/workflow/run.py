@@ -24,7 +24,7 @@ from ..errors import StoreError
 from ..store.ledger import consecutive
 from ..store.lock import now_iso
 from .plan import Design, Plan, make_plan
-from ..inputs.preprocess import coordinates, load_inventory, units
+from ..inputs.inventory import coordinates, load_inventory, units
 from ..store.writer import Store, versions
 
 if T.TYPE_CHECKING:
