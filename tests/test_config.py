@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from scatflow.config import SCHEMA, load_config, parse_config
+from scatflow.config import load_config, parse_config
+from scatflow.schema import SCHEMA
 from scatflow.errors import ConfigError
 
 README = Path(__file__).resolve().parent.parent / "README.md"
