@@ -35,7 +35,7 @@ def worker_peak() -> int:
 def one(days: int, workers: int, root: Path) -> dict:
     from distributed import Client, LocalCluster
 
-    from scatflow.analysis.core import analyze
+    from scatflow.analysis.analyze import analyze
     from scatflow.config import parse_config
 
     n = days * 4320 - 1

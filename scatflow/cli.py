@@ -242,13 +242,13 @@ def cmd_plot(args) -> int:
 # -- analyze / export -------------------------------------------------------------------------------
 def cmd_analyze(args) -> int:
     from .workflow import cluster
-    from .analysis.core import parse_explore
+    from .analysis.analyze import parse_explore
     from .config import load_config
 
     cfg = load_config(args.config, _cluster_overrides(args.scheduler, args.workers))
     log = _log(args.quiet)
     explore = parse_explore(args.explore) if args.explore else None
-    from .analysis.core import preflight
+    from .analysis.analyze import preflight
 
     preflight(cfg, refit=args.refit, explore=explore)  # bad input: one line before any cluster starts
     if explore is None:
@@ -256,7 +256,7 @@ def cmd_analyze(args) -> int:
 
         check_free(cfg.output["store"], "analyze")  # a run writing the store: refused before a cluster starts
     with cluster.connect(cfg.cluster, log=log):
-        from .analysis.core import analyze
+        from .analysis.analyze import analyze
 
         result = analyze(cfg, refit=args.refit, explore=explore, log=log)
     if explore is not None:

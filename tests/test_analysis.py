@@ -15,7 +15,10 @@ import zarr
 from helpers import SMALL_LAYERS, one_line_error, run_in_process
 
 from scatflow.workflow import cluster as clustermod
-from scatflow.analysis.core import Model, analyze, log_features, sample_indices
+from scatflow.analysis.analyze import analyze
+from scatflow.analysis.features import log_features
+from scatflow.analysis.model import Model
+from scatflow.analysis.sample import sample_indices
 from scatflow.cli import main
 from scatflow.config import parse_config
 from scatflow.store.reader import StoreReader

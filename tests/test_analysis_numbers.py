@@ -9,7 +9,7 @@ import obspy
 import pytest
 from helpers import TUTORIAL_LAYERS, n_windows
 
-from scatflow.analysis.core import analyze
+from scatflow.analysis.analyze import analyze
 from scatflow.workflow.blocks import run_block
 from scatflow.config import parse_config
 from scatflow.workflow.plan import make_plan

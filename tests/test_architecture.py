@@ -152,7 +152,7 @@ def test_nothing_imports_the_command_line():
 
 @pytest.mark.parametrize("source, rule", [
     ("from ..workflow.run import run\n", "store"),
-    ("from ...analysis.core import analyze\n", "store"),
+    ("from ...analysis.analyze import analyze\n", "store"),
     ("from ..workflow import plan\n", "analysis"),
     ("from ..store.writer import Store\n", "inputs"),
     ("from scatflow.store import reader\n", "inputs"),

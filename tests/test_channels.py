@@ -280,7 +280,7 @@ def test_relaying_keeps_array_metadata_and_chunk_absence(tmp_path):
 def test_a_stored_per_station_model_is_not_applied_to_a_station_that_gained_a_channel(tmp_path):
     """``joint = false``: a station's own model was fitted on its two channels; once a third joins,
     labelling with it would misalign the features: refused in one line naming the station."""
-    from scatflow.analysis.core import analyze
+    from scatflow.analysis.analyze import analyze
     from scatflow.errors import InputError
 
     def with_analysis(seconds):
