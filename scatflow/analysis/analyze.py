@@ -101,6 +101,7 @@ def analyze(cfg, *, refit: bool = False, explore: T.Sequence[int] | None = None,
         One line each: no station matching, stations that cannot share a joint model, too many
         components, an analysis written with another config (unless ``refit``), no usable window.
     """
+    from ..store.analysis_writer import AnalysisWriter
     from ..store.lock import writer_lock
     from ..store.reader import StoreReader
     from ..store.writer import Store
@@ -122,10 +123,11 @@ def analyze(cfg, *, refit: bool = False, explore: T.Sequence[int] | None = None,
     if acfg["joint"]:
         joint_layout(inputs)  # refuse before anything is written
     store = Store(path)
+    writer = AnalysisWriter(path)
     with writer_lock(path, command="analyze"):
         store.drop_consolidated()
         if refit:
-            store.drop_analysis(name)
+            writer.drop(name)
             reader = StoreReader(path)
         records = {} if fresh else dict(stored.get("models") or {})
         for key, members in groups:
@@ -133,17 +135,17 @@ def analyze(cfg, *, refit: bool = False, explore: T.Sequence[int] | None = None,
             if not fresh and rec_key in records:
                 model = _stored_model(reader, name, key, members, acfg["log_floor"])
             else:
-                members, model, records[rec_key] = _fit_and_write(store, name, key, members, acfg, log, summary)
+                members, model, records[rec_key] = _fit_and_write(writer, name, key, members, acfg, log, summary)
             for s in members:
                 chunks = chunks_to_label(reader, name, s)
                 log(f"analyze: labelling {s.key}: {len(chunks)} chunk(s) of {s.chunk} windows")
-                summary.labelled_now += apply_model(store, name, model, s, chunks)
+                summary.labelled_now += apply_model(writer, name, model, s, chunks)
                 # After the labels: a crash in between leaves old stamps, so those chunks are labelled again.
-                store.write_analysis_stamps(name, s.key, s.stamps)
+                writer.write_stamps(name, s.key, s.stamps)
                 summary.stations.append(s.key)
         # The attributes last: a crash before this leaves an analysis the next run refits.
-        store.set_analysis_attrs(name, {"config": {k: acfg[k] for k in MODEL_KEYS}, "models": records,
-                                        "joint": acfg["joint"]})
+        writer.set_attrs(name, {"config": {k: acfg[k] for k in MODEL_KEYS}, "models": records,
+                                "joint": acfg["joint"]})
         store.consolidate()
     summary.count_labels(StoreReader(path))
     summary.seconds = time.perf_counter() - t0
@@ -165,7 +167,7 @@ def _stored_model(reader, name: str, key: str | None, members: list, log_floor: 
     return model
 
 
-def _fit_and_write(store, name: str, key: str | None, members: list, acfg, log, summary: Summary):
+def _fit_and_write(writer, name: str, key: str | None, members: list, acfg, log, summary: Summary):
     """Fit the model of ``members`` (``key`` None: the joint one), write it and note the fit in
     ``summary``; returns the stations it applies to, the model and its fit record."""
     layout = joint_layout(members) if key is None else members[0].layout()
@@ -179,7 +181,7 @@ def _fit_and_write(store, name: str, key: str | None, members: list, acfg, log, 
                "(a log_floor of 1e-4 keeps them out)")
         summary.warnings.append(msg)
         log(msg)
-    store.write_analysis_model(name, key, model.dataset())
+    writer.write_model(name, key, model.dataset())
     record = {"sample": fit.sample, "explained_variance": fit.explained,
               "fitted": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     summary.fitted = True

@@ -36,8 +36,9 @@ def chunks_to_label(reader, name: str, s: StationInput) -> list[int]:
     return [c for c in range(nchunks) if min((c + 1) * s.chunk, s.n) > n_labelled or labelled[c] != s.stamps[c]]
 
 
-def apply_model(store, name: str, model: Model, s: StationInput, chunks: list[int]) -> int:
-    """Label chunks ``chunks`` of station ``s`` with ``model`` and write them; returns windows written."""
+def apply_model(writer, name: str, model: Model, s: StationInput, chunks: list[int]) -> int:
+    """Label chunks ``chunks`` of station ``s`` with ``model`` and write them through ``writer`` (a
+    :class:`~scatflow.store.analysis_writer.AnalysisWriter`); returns windows written."""
     import dask.array as da
     import xarray as xr
 
@@ -60,6 +61,6 @@ def apply_model(store, name: str, model: Model, s: StationInput, chunks: list[in
             },
             coords={"time": times.isel(time=slice(a, b)).values, "component": np.arange(k)},
         )
-        store.write_analysis_windows(name, s.key, ds, a, s.chunk)
+        writer.write_windows(name, s.key, ds, a, s.chunk)
         written += b - a
     return written

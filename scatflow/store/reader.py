@@ -16,8 +16,9 @@ import zarr
 
 from ..errors import StoreError
 from ..inputs.grid import Blocks
+from .encoding import ANALYSIS_GROUP, REQUIRED
 from .ledger import Ledger
-from .writer import ANALYSIS_GROUP, REQUIRED, group_names, open_root, read_ledger
+from .writer import group_names, open_root, read_ledger
 
 
 def decode_times(arr: zarr.Array) -> np.ndarray:

@@ -1,4 +1,6 @@
-"""The Zarr store layout: with :mod:`scatflow.store.relay`, the only code that writes a store (``docs/store-format.md``).
+"""The Zarr store layout and its writer for station groups, ledgers and the root: with
+:mod:`scatflow.store.relay` and :mod:`scatflow.store.analysis_writer`, the only code that writes
+a store (``docs/store-format.md``). Array names and encodings are in :mod:`scatflow.store.encoding`.
 
 Layout (zarr format 3)::
 
@@ -37,45 +39,13 @@ import zarr
 from . import relay
 from ..errors import StoreError
 from ..inputs.grid import Blocks
+from .encoding import ANALYSIS_GROUP, LEDGER_VARS, encoding, ledger_vars
 from .ledger import Ledger, recorded_files_changed
 from .relay import chunk_present as _chunk_present
 from ..inputs.windows import computable
 
-LEDGER_VARS = ("block_done", "block_files", "block_error", "block_notes", "block_stamp")
-#: Arrays every scatflow station group holds.
-REQUIRED = ("time", "channel", "coverage", "order_1", "block_done")
 #: errno values that mean the output location cannot take more writes: stop the run.
 STORAGE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM}
-
-
-def _compressor():
-    return zarr.codecs.BloscCodec(cname="zstd", clevel=5, shuffle="shuffle")
-
-
-def encoding(ds: xr.Dataset, chunk: int) -> dict:
-    """Explicit encodings: int64 ns times, chunking by block, a compressor."""
-    enc = {"time": {"units": "nanoseconds since 1970-01-01", "dtype": "int64", "chunks": (chunk,)}}
-    for name, var in ds.data_vars.items():
-        if "time" in var.dims:
-            enc[name] = {"chunks": (chunk, *var.shape[1:]), "compressors": [_compressor()]}
-    enc["block_done"] = {"chunks": (1,), "fill_value": 0}
-    enc["block_files"] = {"chunks": (1,)}
-    enc["block_error"] = {"chunks": (1,)}
-    enc["block_notes"] = {"chunks": (1,)}
-    enc["block_stamp"] = {"chunks": (1,), "fill_value": 0}
-    return enc
-
-
-def _ledger_vars(n_blocks: int) -> dict:
-    # In-memory (not Dask) so the driver writes it with the metadata; all values equal the
-    # fill values, so no chunk file appears until a task records its block.
-    return {
-        "block_done": (("block",), np.zeros(n_blocks, dtype=np.int32)),
-        "block_files": (("block",), np.full(n_blocks, "", dtype=object)),
-        "block_error": (("block",), np.full(n_blocks, "", dtype=object)),
-        "block_notes": (("block",), np.full(n_blocks, "", dtype=object)),
-        "block_stamp": (("block",), np.zeros(n_blocks, dtype=np.int64)),
-    }
 
 
 # -- reading ------------------------------------------------------------------------------------
@@ -109,10 +79,6 @@ def open_root(path: str | os.PathLike) -> tuple[zarr.Group, dict]:
             raise StoreError(f"{path}: not a scatflow store (a group inside a store? give the store directory)")
         raise StoreError(f"{path}: a Zarr store not written by scatflow (no 'scatflow' root attribute)")
     return root, attrs
-
-
-#: The root group holding ``scatflow analyze`` results; never a station (station keys are NET.STA.LOC).
-ANALYSIS_GROUP = "analysis"
 
 
 def group_names(root: zarr.Group) -> list[str]:
@@ -283,7 +249,7 @@ class Store:
 
     def create_group(self, key: str, template: xr.Dataset, blocks: Blocks) -> None:
         """Write the group's metadata and coordinates (no data chunks)."""
-        ds = template.assign(_ledger_vars(blocks.count))
+        ds = template.assign(ledger_vars(blocks.count))
         ds.to_zarr(self.path, group=key, mode="w-", compute=False, zarr_format=3, consolidated=False,
                    encoding=encoding(ds, blocks.chunk))
 
@@ -298,7 +264,7 @@ class Store:
             timed.to_zarr(self.path, group=key, append_dim="time", compute=False, consolidated=False,
                           safe_chunks=False)
         if new.count > old.count:
-            xr.Dataset(_ledger_vars(new.count - old.count), attrs=template.attrs).to_zarr(
+            xr.Dataset(ledger_vars(new.count - old.count), attrs=template.attrs).to_zarr(
                 self.path, group=key, append_dim="block", compute=False, consolidated=False
             )
 
@@ -400,73 +366,6 @@ class Store:
             g["block_notes"][block] = json.dumps(notes, sort_keys=True) if notes else ""
         g["block_done"][block] = windows
 
-    # -- analysis groups (scatflow analyze; README "Analysis") ----------------------------------
-    def analysis_group(self, name: str, key: str | None = None) -> str:
-        """The group path ``analysis/<name>`` (or ``analysis/<name>/<key>`` for a station)."""
-        return f"{ANALYSIS_GROUP}/{name}" + (f"/{key}" if key else "")
-
-    def drop_analysis(self, name: str) -> None:
-        """Delete the group ``analysis/<name>`` (``--refit``); the station groups are untouched."""
-        import shutil
-
-        path = os.path.join(self.path, ANALYSIS_GROUP, name)
-        if os.path.isdir(path):
-            shutil.rmtree(path)
-
-    def write_analysis_model(self, name: str, key: str | None, model: xr.Dataset) -> None:
-        """Write a fitted model's arrays (no time dimension) into ``analysis/<name>`` (joint) or
-        ``analysis/<name>/<key>/model`` (one model per station: beside, not inside, the station's
-        results, whose ``cluster`` variable would clash with the model's ``cluster`` dimension)."""
-        group = self.analysis_group(name) if key is None else self.analysis_group(name, key) + "/model"
-        model.to_zarr(self.path, group=group, mode="a", zarr_format=3, consolidated=False)
-
-    def set_analysis_attrs(self, name: str, attrs: dict) -> None:
-        """Replace the attributes of ``analysis/<name>`` (the resolved config and fit records)."""
-        # Written after the model arrays: every to_zarr call replaces the group's attributes.
-        g = zarr.open_group(self.path, path=self.analysis_group(name), mode="r+", use_consolidated=False)
-        g.attrs.clear()
-        g.attrs.update(attrs)
-
-    def write_analysis_windows(self, name: str, key: str, ds: xr.Dataset, k0: int, chunk: int) -> None:
-        """Write windows ``k0 .. k0 + len(ds.time)`` of station ``key``'s analysis arrays.
-
-        The first write (``k0 = 0``, no group yet) creates the arrays with chunks of ``chunk``
-        windows (the station group's blocks); later writes grow them and write the region,
-        which starts on a chunk boundary so parallel chunk writes never share a chunk.
-        """
-        if k0 % chunk:
-            raise StoreError(f"internal: analysis region starting at window {k0} is not aligned to chunks of {chunk}")
-        group = self.analysis_group(name, key)
-        root = self._root()
-        exists = group in root and "time" in root[group]
-        if not exists:
-            if k0:
-                raise StoreError(f"internal: analysis group {group} is absent but window {k0} was asked")
-            enc = {"time": {"units": "nanoseconds since 1970-01-01", "dtype": "int64", "chunks": (chunk,)}}
-            for var_name, var in ds.data_vars.items():
-                enc[var_name] = {"chunks": (chunk, *var.shape[1:]), "compressors": [_compressor()]}
-            ds.to_zarr(self.path, group=group, mode="a", zarr_format=3, consolidated=False, encoding=enc)
-            return
-        g = zarr.open_group(self.path, path=group, mode="r+", use_consolidated=False)
-        end = k0 + ds.sizes["time"]
-        for var_name in ("time", *ds.data_vars):
-            arr = g[var_name]
-            if arr.shape[0] < end:
-                arr.resize((end, *arr.shape[1:]))
-        timed = ds.drop_vars([v for v in ds.variables if "time" not in ds[v].dims])
-        timed.to_zarr(self.path, group=group, region={"time": slice(k0, end)}, consolidated=False)
-
-    def write_analysis_stamps(self, name: str, key: str, stamps: np.ndarray) -> None:
-        """Record, per block of station ``key``, the ledger stamp (``block_stamp``) its labels in
-        ``analysis/<name>/<key>`` were computed from: ``block_stamp`` (block,) there."""
-        g = zarr.open_group(self.path, path=self.analysis_group(name, key), mode="r+", use_consolidated=False)
-        stamps = np.asarray(stamps, dtype=np.int64)
-        if "block_stamp" in g and g["block_stamp"].shape != stamps.shape:
-            g["block_stamp"].resize(stamps.shape)
-        if "block_stamp" not in g:
-            g.create_array("block_stamp", shape=stamps.shape, chunks=(max(len(stamps), 1),), dtype=np.int64,
-                           fill_value=0, dimension_names=["block"])
-        g["block_stamp"][:] = stamps
 
 
 def versions() -> dict:
@@ -488,4 +387,4 @@ def versions() -> dict:
     }
 
 
-__all__ = ["ANALYSIS_GROUP", "Store", "StoreError", "StationState", "open_root", "group_names", "read_ledger", "encoding", "versions"]
+__all__ = ["Store", "StoreError", "StationState", "open_root", "group_names", "read_ledger", "versions"]
