@@ -55,70 +55,6 @@ def _log(quiet: bool):
 
 
 # -- example ------------------------------------------------------------------------------------
-# The tutorial's transformation step, shared by both example configs.
-_TUTORIAL_SECTIONS = """
-[network]
-window_s = 40.0
-overlap = 0.5
-reduce = "median"
-layers = [
-  {{ octaves = 6, resolution = 4, quality = 2 }},
-  {{ octaves = 6, resolution = 1, quality = 2 }},
-]
-
-[output]
-store = "{store}"
-dtype = "float32"
-
-[cluster]
-kind = "local"
-"""
-
-EXAMPLE_CONFIG = """\
-# scatflow run configuration: the scatseisnet tutorial's transformation step.
-# Every key is documented in the README ("Configuration"). Relative paths are
-# relative to this file.
-
-[input]
-paths = ["{data}"]
-select = ["*.*.*.HH?"]
-start = "{start}"
-end = "{end}"
-""" + _TUTORIAL_SECTIONS
-
-ARCHIVE_CONFIG = """\
-# scatflow run configuration for the synthetic SDS archive (several stations,
-# several days, one station at another sampling rate, a gap and a missing day).
-
-[input]
-sds = "archive"
-select = ["X9.*.*.*"]
-start = "{start}"
-end = "{end}"
-
-# Raw counts to ground velocity, high-passed at 1 Hz as in the tutorial, and the
-# 20 Hz station resampled to 50 Hz like the others, so all three share one
-# frequency axis (scatflow.open_results(store, combine=True)). pre_filt ends
-# below the 20 Hz station's Nyquist frequency (10 Hz), so every station keeps
-# the same band. Samples within the pad (printed by --dry-run) of a gap count
-# as not recorded.
-[preprocess]
-inventory = ["archive/stations.xml"]
-response = "velocity"
-pre_filt = [0.2, 0.5, 8.0, 9.5]
-water_level = 60.0
-filter = {{ type = "highpass", freq = 1.0, corners = 4, zerophase = true }}
-sampling_rate = 50.0
-""" + _TUTORIAL_SECTIONS + """
-# scatflow analyze: one model for the three stations. match = "component" aligns
-# channels by their last letter, so the 20 Hz BH? station (resampled to 50 Hz
-# above) shares the model with the HH? stations.
-[analysis]
-joint = true
-match = "component"
-"""
-
-
 def cmd_example(args) -> int:
     from obspy import UTCDateTime
 
@@ -132,7 +68,7 @@ def cmd_example(args) -> int:
         info = synthetic.write_archive(out / "archive", start=str(start.date), days=args.days)
         synthetic.write_inventory(out / "archive" / "stations.xml", info["stations"], start=str(start.date))
         end = UTCDateTime(info["end"])
-        (out / "archive.toml").write_text(ARCHIVE_CONFIG.format(start=_iso(start), end=_iso(end), store="archive.zarr"))
+        (out / "archive.toml").write_text(synthetic.ARCHIVE_CONFIG.format(start=_iso(start), end=_iso(end), store="archive.zarr"))
         (out / "archive.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
         log(f"wrote an SDS archive ({len(info['stations'])} stations, {args.days} days) and {out / 'archive.toml'}")
         return 0
@@ -145,7 +81,7 @@ def cmd_example(args) -> int:
                              sampling_rate=rate, duration_s=86400 + 1 / rate)
     end = start + 86400
     (out / "config.toml").write_text(
-        EXAMPLE_CONFIG.format(data=f"data/{path.name}", start=_iso(start), end=_iso(end), store="results.zarr")
+        synthetic.EXAMPLE_CONFIG.format(data=f"data/{path.name}", start=_iso(start), end=_iso(end), store="results.zarr")
     )
     log(f"wrote {path} and {out / 'config.toml'}")
     log(f"next: scatflow run {out / 'config.toml'}")

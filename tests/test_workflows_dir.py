@@ -12,7 +12,8 @@ import xarray as xr
 from helpers import TUTORIAL_LAYERS, n_blocks, n_windows, windows_per_block
 
 import scatflow
-from scatflow.cli import EXAMPLE_CONFIG, main
+from scatflow.cli import main
+from scatflow.synthetic import EXAMPLE_CONFIG
 from scatflow.config import load_config, parse_config
 from scatflow.synthetic import write_day
 
