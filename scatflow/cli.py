@@ -218,6 +218,8 @@ def cmd_export(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``scatflow`` argument parser: one subcommand per verb (example, run, info, plot, analyze,
+    export), each with its options and help; ``func`` of the parsed arguments runs the verb."""
     p = argparse.ArgumentParser(prog="scatflow", description="Scattering-network features from seismic archives.")
     p.add_argument("--version", action="version", version=f"scatflow {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks")

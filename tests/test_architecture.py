@@ -181,3 +181,14 @@ def test_the_public_api_imports():
     from scatflow.synthetic import synthetic_day, write_day  # noqa: F401
 
     assert callable(scatflow.open_results) and scatflow.ScatteringNetwork is ScatteringNetwork
+
+
+def test_long_functions_carry_a_docstring():
+    """A function over about 60 lines says what it does before a reader has to work it out."""
+    undocumented = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
+                if not ast.get_docstring(node):
+                    undocumented.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.name}")
+    assert not undocumented, undocumented
