@@ -53,6 +53,8 @@ def preflight(cfg, *, refit: bool = False, explore: T.Sequence[int] | None = Non
 
 
 def _prepare(cfg, refit: bool, explore):
+    """:func:`preflight`'s checks; returns the reader, the resolved ``[analysis]``, the stored
+    analysis's attributes (None when absent), an empty summary and the usable stations."""
     from ..config import thaw
     from ..store.reader import StoreReader
 
