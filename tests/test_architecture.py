@@ -53,8 +53,6 @@ def zarr_writes(path: Path) -> list[str]:
     return found
 
 
-# The store layer: store.py, and relay.py, which re-lays a group along `channel` for Store.add_channels.
-STORE_LAYER = {"store.py", "relay.py"}
 
 
 def test_only_the_store_package_writes_zarr():
