@@ -53,8 +53,6 @@ def zarr_writes(path: Path) -> list[str]:
     return found
 
 
-
-
 def test_only_the_store_package_writes_zarr():
     writers = {p.relative_to(PACKAGE).parts[0] for p in PACKAGE.rglob("*.py") if zarr_writes(p)}
     assert writers == {"store"}, [w for p in PACKAGE.rglob("*.py") if p.relative_to(PACKAGE).parts[0] != "store"
