@@ -31,10 +31,10 @@ import warnings
 import numpy as np
 
 from ..errors import InputError
+from .preprocess import OBSPY_OUTPUT
 
 #: Earliest and latest instants (ns since 1970) standing for open epoch dates.
 FAR = 2 ** 62
-_OUTPUT = {"displacement": "DISP", "velocity": "VEL", "acceleration": "ACC"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,7 +123,7 @@ class Responses:
                 else:
                     freqs = np.logspace(-3, 2, 61)
                     values = response.get_evalresp_response_for_frequencies(freqs,
-                                                                            output=_OUTPUT[self.pre.response])
+                                                                            output=OBSPY_OUTPUT[self.pre.response])
             return hashlib.sha1(np.ascontiguousarray(values).tobytes()).hexdigest()[:16]
         except Exception as exc:  # noqa: BLE001 - an unusable response is an input too
             return "unusable:" + hashlib.sha1(str(exc).encode()).hexdigest()[:8]
