@@ -109,3 +109,27 @@ def test_float32_and_float64_stores_give_the_same_clusters(day, capsys):
     with capsys.disabled():
         print(f"\nprecision: adjusted Rand float32 vs float64, log_floor 1e-4: {ari:.4f}; log_floor 0: {ari0:.4f}")
     assert ari >= 0.99, ari
+
+
+def test_explained_variance_is_sklearns_variance_weighted_score():
+    """The explained variance printed and stored is scikit-learn's variance-weighted score of the
+    reconstruction: a feature that is constant but for rounding (an order-2 path at the noise floor,
+    under the log floor), into which the reconstruction leaks a little, cannot drive it below zero,
+    as the plain mean over features did."""
+    from sklearn.metrics import explained_variance_score
+
+    from scatflow.analysis.fit import _explained_variance
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3000, 12)) @ rng.standard_normal((12, 12))
+    x[:, 5] = -4.0 + 1e-15 * rng.standard_normal(3000)  # constant but for rounding
+    x[:, 7] = 2.5  # constant
+    mean = x.mean(0)
+    unmixing = rng.standard_normal((4, 12))
+    mixing = np.linalg.pinv(unmixing)
+    mixing[5] = 1e-9  # the reconstruction's leak into the flat feature, far above its variance
+    recon = (x - mean) @ unmixing.T @ mixing.T + mean
+    got = _explained_variance(x, mean, unmixing, mixing, rows=700)
+    want = explained_variance_score(x, recon, multioutput="variance_weighted")
+    assert abs(got - want) < 1e-12 and -1 < got < 1, (got, want)
+    assert explained_variance_score(x, recon) < -1e6  # the plain mean: the flat feature dominates
