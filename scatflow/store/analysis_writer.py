@@ -26,6 +26,7 @@ import xarray as xr
 import zarr
 
 from ..errors import StoreError
+from .access import zarr_store
 from .encoding import ANALYSIS_GROUP, compressor
 
 
@@ -52,12 +53,12 @@ class AnalysisWriter:
         ``analysis/<name>/<key>/model`` (one model per station: beside, not inside, the station's
         results, whose ``cluster`` variable would clash with the model's ``cluster`` dimension)."""
         group = self.group(name) if key is None else self.group(name, key) + "/model"
-        model.to_zarr(self.path, group=group, mode="a", zarr_format=3, consolidated=False)
+        model.to_zarr(zarr_store(self.path), group=group, mode="a", zarr_format=3, consolidated=False)
 
     def set_attrs(self, name: str, attrs: dict) -> None:
         """Replace the attributes of ``analysis/<name>`` (the resolved config and fit records)."""
         # Written after the model arrays: every to_zarr call replaces the group's attributes.
-        g = zarr.open_group(self.path, path=self.group(name), mode="r+", use_consolidated=False)
+        g = zarr.open_group(zarr_store(self.path), path=self.group(name), mode="r+", use_consolidated=False)
         g.attrs.clear()
         g.attrs.update(attrs)
 
@@ -71,7 +72,7 @@ class AnalysisWriter:
         if k0 % chunk:
             raise StoreError(f"internal: analysis region starting at window {k0} is not aligned to chunks of {chunk}")
         group = self.group(name, key)
-        root = zarr.open_group(self.path, mode="r", use_consolidated=False)
+        root = zarr.open_group(zarr_store(self.path), mode="r", use_consolidated=False)
         exists = group in root and "time" in root[group]
         if not exists:
             if k0:
@@ -79,21 +80,21 @@ class AnalysisWriter:
             enc = {"time": {"units": "nanoseconds since 1970-01-01", "dtype": "int64", "chunks": (chunk,)}}
             for var_name, var in ds.data_vars.items():
                 enc[var_name] = {"chunks": (chunk, *var.shape[1:]), "compressors": [compressor()]}
-            ds.to_zarr(self.path, group=group, mode="a", zarr_format=3, consolidated=False, encoding=enc)
+            ds.to_zarr(zarr_store(self.path), group=group, mode="a", zarr_format=3, consolidated=False, encoding=enc)
             return
-        g = zarr.open_group(self.path, path=group, mode="r+", use_consolidated=False)
+        g = zarr.open_group(zarr_store(self.path), path=group, mode="r+", use_consolidated=False)
         end = k0 + ds.sizes["time"]
         for var_name in ("time", *ds.data_vars):
             arr = g[var_name]
             if arr.shape[0] < end:
                 arr.resize((end, *arr.shape[1:]))
         timed = ds.drop_vars([v for v in ds.variables if "time" not in ds[v].dims])
-        timed.to_zarr(self.path, group=group, region={"time": slice(k0, end)}, consolidated=False)
+        timed.to_zarr(zarr_store(self.path), group=group, region={"time": slice(k0, end)}, consolidated=False)
 
     def write_stamps(self, name: str, key: str, stamps: np.ndarray) -> None:
         """Record, per block of station ``key``, the ledger stamp (``block_stamp``) its labels in
         ``analysis/<name>/<key>`` were computed from: ``block_stamp`` (block,) there."""
-        g = zarr.open_group(self.path, path=self.group(name, key), mode="r+", use_consolidated=False)
+        g = zarr.open_group(zarr_store(self.path), path=self.group(name, key), mode="r+", use_consolidated=False)
         stamps = np.asarray(stamps, dtype=np.int64)
         if "block_stamp" in g and g["block_stamp"].shape != stamps.shape:
             g["block_stamp"].resize(stamps.shape)

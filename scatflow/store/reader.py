@@ -16,6 +16,7 @@ import zarr
 
 from ..errors import StoreError
 from ..inputs.grid import Blocks
+from .access import zarr_store
 from .encoding import ANALYSIS_GROUP, REQUIRED
 from .ledger import Ledger
 from .writer import group_names, open_root, read_ledger
@@ -175,7 +176,7 @@ class StoreReader:
         group = self.station(name)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            ds = xr.open_zarr(self.path, group=name, consolidated=False)
+            ds = xr.open_zarr(zarr_store(self.path), group=name, consolidated=False)
         if ledger:
             ok = group.complete_windows()
             if not ok.all():
@@ -225,7 +226,7 @@ class StoreReader:
             group += f"/{station}"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            return xr.open_zarr(self.path, group=group, consolidated=False)
+            return xr.open_zarr(zarr_store(self.path), group=group, consolidated=False)
 
     def analysis_model(self, name: str, station: str | None = None) -> xr.Dataset:
         """The model arrays of analysis ``name``: the joint model (``analysis/<name>``), or station
@@ -237,7 +238,7 @@ class StoreReader:
                              + (f" for station {station!r}" if station else " of its own (one per station?)"))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            return xr.open_zarr(self.path, group=group, consolidated=False)
+            return xr.open_zarr(zarr_store(self.path), group=group, consolidated=False)
 
 
 def missing_blocks(path: str | os.PathLike, group: str) -> list[int]:

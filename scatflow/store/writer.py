@@ -37,6 +37,7 @@ import xarray as xr
 import zarr
 
 from . import relay
+from .access import zarr_store
 from ..errors import StoreError
 from ..inputs.grid import Blocks
 from .encoding import ANALYSIS_GROUP, LEDGER_VARS, encoding, ledger_vars
@@ -68,7 +69,7 @@ def open_root(path: str | os.PathLike) -> tuple[zarr.Group, dict]:
         hint = " (a Zarr v2 store?)" if os.path.isfile(os.path.join(path, ".zgroup")) else ""
         raise StoreError(f"{path}: not a scatflow store (no zarr.json){hint}")
     try:
-        root = zarr.open_group(path, mode="r", use_consolidated=False)
+        root = zarr.open_group(zarr_store(path), mode="r", use_consolidated=False)
         attrs = root.attrs.get("scatflow")
     except Exception as exc:  # noqa: BLE001 - any failure here means "not a usable store"
         why = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
@@ -147,7 +148,7 @@ class Store:
         return os.path.isfile(os.path.join(self.path, "zarr.json"))
 
     def _root(self, mode: str = "r") -> zarr.Group:
-        return zarr.open_group(self.path, mode=mode, use_consolidated=False)
+        return zarr.open_group(zarr_store(self.path), mode=mode, use_consolidated=False)
 
     def check_writable(self) -> None:
         """Raise StoreError unless the store can be created or written here."""
@@ -197,7 +198,7 @@ class Store:
         self.check_writable()
         self.check_design(design)
         if not self.exists():
-            zarr.open_group(self.path, mode="a", zarr_format=3).attrs["scatflow"] = {"design": design, "runs": []}
+            zarr.open_group(zarr_store(self.path), mode="a", zarr_format=3).attrs["scatflow"] = {"design": design, "runs": []}
 
     def update_root(self, **items) -> None:
         """Set keys of the root ``scatflow`` attribute (driver only)."""
@@ -234,7 +235,7 @@ class Store:
         """Consolidate the metadata (end of a run), so default opens are fast and current."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            zarr.consolidate_metadata(self.path)
+            zarr.consolidate_metadata(zarr_store(self.path))
 
     # -- station groups -----------------------------------------------------------------
     def station_state(self, key: str) -> StationState | None:
@@ -250,7 +251,7 @@ class Store:
     def create_group(self, key: str, template: xr.Dataset, blocks: Blocks) -> None:
         """Write the group's metadata and coordinates (no data chunks)."""
         ds = template.assign(ledger_vars(blocks.count))
-        ds.to_zarr(self.path, group=key, mode="w-", compute=False, zarr_format=3, consolidated=False,
+        ds.to_zarr(zarr_store(self.path), group=key, mode="w-", compute=False, zarr_format=3, consolidated=False,
                    encoding=encoding(ds, blocks.chunk))
 
     def extend_group(self, key: str, template: xr.Dataset, old: Blocks, new: Blocks) -> None:
@@ -261,11 +262,11 @@ class Store:
         if timed.sizes["time"]:
             # compute=False writes no data, so placeholder chunks straddling the old end are harmless;
             # blocks are later written in chunk-aligned regions by the tasks.
-            timed.to_zarr(self.path, group=key, append_dim="time", compute=False, consolidated=False,
+            timed.to_zarr(zarr_store(self.path), group=key, append_dim="time", compute=False, consolidated=False,
                           safe_chunks=False)
         if new.count > old.count:
             xr.Dataset(ledger_vars(new.count - old.count), attrs=template.attrs).to_zarr(
-                self.path, group=key, append_dim="block", compute=False, consolidated=False
+                zarr_store(self.path), group=key, append_dim="block", compute=False, consolidated=False
             )
 
     def add_channel_coords(self, key: str, coords: dict, attrs: dict) -> None:
@@ -336,7 +337,7 @@ class Store:
             raise StoreError(f"internal: block region starting at window {k0} is not aligned to chunks of {chunk}")
         region = {"time": slice(k0, k0 + ds.sizes["time"])}
         self._stamp(key, k0 // chunk)
-        ds.drop_vars(list(ds.coords)).to_zarr(self.path, group=key, region=region, consolidated=False)
+        ds.drop_vars(list(ds.coords)).to_zarr(zarr_store(self.path), group=key, region=region, consolidated=False)
 
     def _stamp(self, key: str, block: int) -> None:
         # Before the data: whatever is interrupted after, the stamp has changed whenever the data may have,
