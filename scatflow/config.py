@@ -189,6 +189,8 @@ def _check_input(inp: dict, resolve, source: str) -> None:
                 raise ConfigError(f"{source}: 'input.{key}' is not a UTC time: {inp[key]!r}") from None
     if inp["start"] is not None and inp["end"] is not None and UTCDateTime(inp["end"]) <= UTCDateTime(inp["start"]):
         raise ConfigError(f"{source}: 'input.end' must be after 'input.start'")
+    if not (math.isfinite(inp["recheck_days"]) and inp["recheck_days"] >= 0):
+        raise ConfigError(f"{source}: 'input.recheck_days' must be a number of days >= 0, got {inp['recheck_days']!r}")
 
 
 def _check_network(net: dict, resolve, source: str) -> None:

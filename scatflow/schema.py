@@ -31,6 +31,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "select": Key(list, ["*.*.*.*"], "SEED id patterns NET.STA.LOC.CHA with shell wildcards"),
         "start": Key(str, None, "UTC start of the span (ISO 8601); default: first sample (paths only)"),
         "end": Key(str, None, "UTC end of the span, exclusive; default: just after the last sample (paths only)"),
+        "recheck_days": Key((int, float), 10.0, "done blocks ending within this many days of a station's newest "
+                            "window are checked for late or changed input files on every run"),
     },
     "network": {
         "window_s": Key((int, float), 40.0, "window duration in seconds (bins = window_s x sampling rate)"),

@@ -207,16 +207,15 @@ def assert_stores_bitwise_equal(a, b, groups):
 def compute_all(cfg):
     """Plan ``cfg``, prepare its store and run every block task in this process (no cluster);
     returns the plan and the block results."""
-    from scatflow.workflow.blocks import run_block
     from scatflow.workflow.plan import make_plan
-    from scatflow.workflow.run import prepare_store
+    from scatflow.workflow.run import execute_here, prepare_store
     from scatflow.store.writer import Store
 
     store = Store(cfg.output["store"])
     plan = make_plan(cfg, store)
     store.open_or_create(plan.design.record())
     prepare_store(plan, store)
-    return plan, [run_block(t) for t in plan.block_tasks()]
+    return plan, execute_here(plan)
 
 
 # -- numbers ------------------------------------------------------------------------------------
@@ -334,9 +333,8 @@ def epoch_inventory(seed_id: str, rate: float, epochs):
 def plan_and_run_in_process(cfg):
     """A ``scatflow run`` of ``cfg`` (a Config) without a cluster: plan, prepare the store, run
     every block task in this process (as a worker would); ``(plan, [BlockResult...])``."""
-    from scatflow.workflow.blocks import run_block
     from scatflow.workflow.plan import make_plan
-    from scatflow.workflow.run import prepare_store
+    from scatflow.workflow.run import execute_here, prepare_store
     from scatflow.store.writer import Store
 
     store = Store(cfg.output["store"])
@@ -344,7 +342,7 @@ def plan_and_run_in_process(cfg):
     store.open_or_create(plan.design.record())
     store.drop_consolidated()
     prepare_store(plan, store)
-    results = [run_block(t) for t in plan.block_tasks()]
+    results = execute_here(plan)
     store.consolidate()
     return plan, results
 

@@ -10,11 +10,10 @@ import pytest
 from helpers import TUTORIAL_LAYERS, n_windows
 
 from scatflow.analysis.analyze import analyze
-from scatflow.workflow.blocks import run_block
 from scatflow.config import parse_config
 from scatflow.workflow.plan import make_plan
 from scatflow.store.reader import StoreReader
-from scatflow.workflow.run import prepare_store
+from scatflow.workflow.run import execute_here, prepare_store
 from scatflow.store.writer import Store
 from scatflow.synthetic import write_day
 
@@ -39,7 +38,7 @@ def build(cfg):
     plan = make_plan(cfg, store)
     store.open_or_create(plan.design.record())
     prepare_store(plan, store)
-    results = [run_block(t) for t in plan.block_tasks()]
+    results = execute_here(plan)
     assert all(r.ok for r in results), [r.error for r in results]
     return store
 

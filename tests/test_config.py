@@ -42,7 +42,8 @@ def test_defaults_are_the_schema_defaults():
 
 def test_every_key_is_accepted_and_kept():
     raw = minimal(
-        input={"select": ["X9.*.*.HH?"], "start": "2015-12-04T00:00:00", "end": "2015-12-05T00:00:00"},
+        input={"select": ["X9.*.*.HH?"], "start": "2015-12-04T00:00:00", "end": "2015-12-05T00:00:00",
+               "recheck_days": 3.5},
         network={"window_s": 30, "overlap": 0.25, "reduce": "max", "min_coverage": 0.5},
         output={"dtype": "float64", "block_s": 3600.0 - 3600.0 % 22.5},
         cluster={"kind": "slurm", "workers": 3, "threads_per_worker": 2, "memory_limit": "2GB", "dashboard": False,

@@ -12,12 +12,11 @@ import pytest
 import zarr
 from helpers import SMALL_LAYERS, assert_same_store, load_group, relabel, sds_path, write_config, write_sds
 
-from scatflow.workflow.blocks import run_block
 from scatflow.cli import main
 from scatflow.config import load_config
 from scatflow.store.ledger import contents_differ
 from scatflow.workflow.plan import make_plan
-from scatflow.workflow.run import prepare_store
+from scatflow.workflow.run import execute_here, prepare_store
 from scatflow.store.writer import Store
 
 DAY1, DAY2 = "2015-12-04", "2015-12-05"
@@ -65,7 +64,7 @@ def compute(cfg, plan):
     store = Store(cfg.output["store"])
     store.open_or_create(plan.design.record())
     prepare_store(plan, store)
-    return {(r.station, r.block): r for r in (run_block(t) for t in plan.block_tasks())}
+    return {(r.station, r.block): r for r in execute_here(plan)}
 
 
 @pytest.mark.parametrize("sta", ["BBB", "CCC", "DDD"])

@@ -12,11 +12,11 @@ import zarr
 from helpers import SMALL_LAYERS, n_blocks, n_windows, one_line_error, windows_per_block
 
 import scatflow
-from scatflow.workflow.blocks import BlockResult, run_block
+from scatflow.workflow.blocks import BlockResult
 from scatflow.cli import main
 from scatflow.config import parse_config
 from scatflow.workflow.plan import make_plan
-from scatflow.workflow.run import prepare_store
+from scatflow.workflow.run import execute_here, prepare_store
 from scatflow.store.writer import Store
 from scatflow.synthetic import write_day
 
@@ -59,14 +59,18 @@ def test_plan_of_a_new_store(day_file, tmp_path):
     assert sp.todo == list(range(n_blocks(n, CHUNK))) and sp.complete == 0
     assert (sp.grid.bins, sp.grid.hop) == (WINDOW_S * RATE, HOP_S * RATE)
     tasks = list(plan.block_tasks())
-    assert [t.block for t in tasks] == sp.todo
+    # One task per shard (a day of blocks): a shard is only ever written by one task.
+    assert [b for t in tasks for b in t.todo_blocks] == sp.todo
+    assert all(len({b // sp.shard for b in t.todo_blocks}) == 1 for t in tasks)
     # A task carries its own file's extents only, and the read span of its windows.
     assert {e["path"] for e in tasks[0].source["extents"]} == {os.path.abspath(day_file)}
     assert not os.path.exists(cfg.output["store"])  # planning writes nothing
 
 
 def run_blocks(plan, blocks):
-    results = [run_block(t) for t in plan.block_tasks() if t.block in blocks]
+    for sp in plan.stations:
+        sp.todo = [b for b in sp.todo if b in blocks]
+    results = execute_here(plan)
     assert all(isinstance(r, BlockResult) and r.ok for r in results), [r.error for r in results]
     return results
 
@@ -90,13 +94,18 @@ def test_resume_plans_only_what_is_not_complete(half_done):
     assert sp.todo == [1, 3] and sp.complete == 2
 
 
-def test_a_block_whose_data_was_deleted_is_planned_again(half_done):
+def test_a_block_whose_data_was_deleted_is_planned_again_by_a_full_check(half_done):
     cfg, store = half_done
     cov = zarr.open_group(store.path, mode="r", use_consolidated=False)[GROUP]["coverage"]
-    key = cov.metadata.encode_chunk_key((2, 0))
-    os.remove(os.path.join(store.path, GROUP, "coverage", *key.split("/")))
     (sp,) = make_plan(cfg, store).stations
-    assert sp.todo == [1, 2, 3]
+    shard = cov.shards[0] // cov.chunks[0]
+    assert shard > 2  # blocks 0 and 2 share one shard: deleting it deletes both
+    os.remove(os.path.join(store.path, GROUP, "coverage", cov.metadata.encode_chunk_key((0, 0))))
+    # A nightly plan trusts the ledger (no look at chunks); the full check finds the loss.
+    (sp,) = make_plan(cfg, store).stations
+    assert sp.todo == [1, 3]
+    (sp,) = make_plan(cfg, store, recheck_all=True).stations
+    assert sp.todo == [0, 1, 2, 3] and sp.why == {"pending": 2, "missing data": 2}
 
 
 def test_a_later_span_grows_the_group_and_redoes_the_partial_block(half_done, day_file):

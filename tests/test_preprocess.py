@@ -219,10 +219,9 @@ def in_process_run(tmp_path, store, hours, **pre):
     network, ``[preprocess]`` = ``pre``), every block computed in this process; the station's group."""
     import xarray as xr
 
-    from scatflow.workflow.blocks import run_block
     from scatflow.config import parse_config
     from scatflow.workflow.plan import make_plan
-    from scatflow.workflow.run import prepare_store
+    from scatflow.workflow.run import execute_here, prepare_store
     from scatflow.store.writer import Store
 
     cfg = parse_config({"input": {"paths": [str(tmp_path / "a.mseed")], "start": str(T0)[:19],
@@ -233,7 +232,7 @@ def in_process_run(tmp_path, store, hours, **pre):
     plan = make_plan(cfg, st)
     st.open_or_create(plan.design.record())
     prepare_store(plan, st)
-    assert all(run_block(t).ok for t in plan.block_tasks())
+    assert all(r.ok for r in execute_here(plan))
     return xr.open_zarr(store, group="XX.A.", consolidated=False).load()
 
 

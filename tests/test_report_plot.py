@@ -128,7 +128,7 @@ def test_failed_pending_and_nan_windows(store_copy, capsys):
 
     from scatflow.store.writer import Store
 
-    Store(store_copy).mark_block(GROUP, 2, 0, [], "X9.SV13.: no data between A and B")  # a failed block
+    Store(store_copy).mark_blocks(GROUP, [{"block": 2, "windows": 0, "error": "X9.SV13.: no data between A and B"}])
     g = zarr.open_group(store_copy, mode="r+", use_consolidated=False)[GROUP]
     g["block_done"][3] = 50  # block 3 only partly written (89 expected, the last block's size): not done
     o1 = g["order_1"][0:9]

@@ -32,6 +32,8 @@ import typing as T
 
 import numpy as np
 
+import zarr
+
 from ..inputs.grid import Blocks
 from ..inputs.wavefile import file_digest
 
@@ -113,9 +115,37 @@ def recorded_files_changed(b: int, records: list) -> bool:
     return False
 
 
+class _Cells:
+    """One text array of the ledger, read a chunk at a time when a cell is first asked for
+    (planning a nightly run reads only the chunks of the blocks it considers)."""
+
+    def __init__(self, values, parse, empty, n: int, chunk: int = 0):
+        self.values, self.parse, self.empty, self.n = values, parse, empty, n
+        self.length = 0 if values is None else (values.shape[0] if hasattr(values, "shape") else len(values))
+        self.chunk = chunk or max(self.length, 1)
+        self.cache: dict[int, list] = {}
+
+    def __getitem__(self, b: int):
+        if self.values is None or b >= min(self.n, self.length):
+            return self.empty
+        c = b // self.chunk
+        if c not in self.cache:
+            lo = c * self.chunk
+            self.cache[c] = list(self.values[lo : min(lo + self.chunk, self.length)])
+        text = self.cache[c][b - c * self.chunk]
+        return self.parse(text) if str(text) else self.empty
+
+    def __len__(self) -> int:
+        return self.n
+
+
 @dataclasses.dataclass(frozen=True)
 class Ledger:
     """The recorded state of one station group's blocks.
+
+    States come from the ledger arrays alone; the inputs (and the data) of a complete block
+    are checked only for the blocks in ``recheck`` (planning: the recent blocks, or all with
+    ``--recheck-all``), so a plan costs what it considers, not what the store holds.
 
     Attributes
     ----------
@@ -124,54 +154,74 @@ class Ledger:
         once a planned growth is written: then the grown blocks are not done).
     done : ndarray of int64, (blocks.count,)
         Windows written per block (0 = not done).
-    errors : tuple of str, (blocks.count,)
-        Failure reasons ("" when none).
+    errors : sequence of str, (blocks.count,)
+        Failure reasons ("" when none), read lazily.
     has_data : callable(int) -> bool
-        Whether block ``b``'s data is in the store; asked only for blocks marked
-        done, at most once each.
-    files : tuple of list
-        Input file records (path, size, mtime) per block.
-    notes : tuple of dict
-        ``no_data``, ``conflicting``, ``nonfinite`` per block (absent when none).
+        Whether block ``b``'s data is in the store; asked only for complete blocks in ``recheck``.
+    files : sequence of list
+        Input file records per block, read lazily.
+    notes : sequence of dict
+        ``no_data``, ``conflicting``, ``nonfinite``... per block (absent when none).
     inputs_changed : callable(int, list) -> bool
-        Whether block ``b``'s inputs differ from its recorded ``files``; asked only
-        for complete blocks, at most once each.
+        Whether block ``b``'s inputs differ from its recorded ``files``; asked only for complete
+        blocks in ``recheck``, at most once each.
+    recheck : callable(int) -> bool
+        Which complete blocks have their inputs (and, with ``check_data``, data) checked.
+    check_data : bool
+        Whether ``has_data`` is asked at all (a full check: ``--recheck-all``).
+    summary : sequence of dict
+        Per block: mean coverage and NaN windows per channel (``block_summary``), read lazily.
     """
 
     blocks: Blocks
     done: np.ndarray
-    errors: tuple
+    errors: T.Any
     has_data: T.Callable[[int], bool]
-    files: tuple = ()
-    notes: tuple = ()
+    files: T.Any = ()
+    notes: T.Any = ()
     inputs_changed: T.Callable[[int, list], bool] = lambda b, files: False
+    recheck: T.Callable[[int], bool] = lambda b: True
+    summary: T.Any = ()
+    check_data: bool = True
 
     @classmethod
     def from_arrays(cls, blocks: Blocks, done, errors, has_data=lambda b: True, files=(), notes=(),
-                    inputs_changed=lambda b, files: False) -> "Ledger":
-        """A ledger from stored arrays, which may be shorter than ``blocks.count`` (an
-        extension in progress: absent entries are "not done") or longer (ignored)."""
+                    inputs_changed=lambda b, files: False, recheck=lambda b: True, summary=(),
+                    chunk: int = 0, check_data: bool = True) -> "Ledger":
+        """A ledger from stored arrays (NumPy or Zarr), which may be shorter than
+        ``blocks.count`` (an extension in progress: absent entries are "not done") or longer
+        (ignored). Text arrays are read ``chunk`` cells at a time, when first needed."""
         n = blocks.count
-
-        def cells(values, parse, empty):
-            parsed = tuple(parse(v) for v in list(values)[:n])
-            return parsed + (empty,) * (n - len(parsed))
-
         full = np.zeros(n, dtype=np.int64)
-        done = np.asarray(done, dtype=np.int64)[:n]
+        done = np.asarray(done[:] if hasattr(done, "shape") else done, dtype=np.int64)[:n]
         full[: len(done)] = done
-        files = cells(files, _records, [])
+        files = _Cells(files, _records, [], n, chunk)
         changed = functools.lru_cache(maxsize=None)(lambda b: inputs_changed(b, files[b]))
-        return cls(blocks, full, cells(errors, str, ""), functools.lru_cache(maxsize=None)(has_data), files,
-                   cells(notes, _notes, {}), lambda b, _files: changed(b))
+        return cls(blocks, full, _Cells(errors, str, "", n, chunk), functools.lru_cache(maxsize=None)(has_data),
+                   files, _Cells(notes, _notes, {}, n, chunk), lambda b, _files: changed(b), recheck,
+                   _Cells(summary, _notes, {}, n, chunk), check_data)
+
+    @functools.cached_property
+    def complete_mask(self) -> np.ndarray:
+        """Per block, whether the ledger marks it done with all its windows (before any recheck)."""
+        b = self.blocks
+        expected = np.full(b.count, b.chunk, dtype=np.int64)
+        if b.count:
+            expected[-1] = b.n - (b.count - 1) * b.chunk
+        return (self.done > 0) & (self.done == expected)
 
     def state(self, b: int) -> str:
         """One of the states above (``"complete"``, ``"missing data"``, ...) for block ``b``."""
+        if self.complete_mask[b]:
+            if self.recheck(b):
+                if self.check_data and not self.has_data(b):
+                    return MISSING
+                if self.inputs_changed(b, self.files[b]):
+                    return CHANGED
+            return COMPLETE
         done = int(self.done[b])
-        if done > 0 and not self.has_data(b):
+        if done > 0 and self.check_data and not self.has_data(b):
             return MISSING
-        if done > 0 and done == self.blocks.expected(b):
-            return CHANGED if self.inputs_changed(b, self.files[b]) else COMPLETE
         if done == 0 and self.notes[b].get("no_data"):
             return NO_DATA
         if done == 0 and self.errors[b]:
@@ -188,9 +238,50 @@ class Ledger:
 
     def where(self, state: str, blocks: T.Iterable[int] | None = None) -> list[int]:
         """Blocks (all, or among ``blocks``) in ``state``, ascending."""
-        candidates = range(self.blocks.count) if blocks is None else sorted(blocks)
-        return [b for b in candidates if self.state(b) == state]
+        candidates = np.arange(self.blocks.count) if blocks is None else np.unique(np.fromiter(blocks, np.int64))
+        complete = self.complete_mask[candidates] if len(candidates) else np.zeros(0, bool)
+        checked = [int(b) for b in candidates[complete] if self.recheck(int(b))]
+        if state == COMPLETE:
+            unchecked = set(int(b) for b in candidates[complete]) - set(checked)
+            return sorted(unchecked | {b for b in checked if self.state(b) == COMPLETE})
+        return sorted([int(b) for b in candidates[~complete] if self.state(int(b)) == state]
+                      + [b for b in checked if self.state(b) == state])
 
     def todo(self, blocks: T.Iterable[int]) -> list[int]:
         """Blocks among ``blocks`` that a run must compute (all but the complete), ascending."""
-        return [b for b in sorted(blocks) if not self.is_complete(b)]
+        candidates = np.unique(np.fromiter(blocks, np.int64))
+        if not len(candidates):
+            return []
+        complete = self.complete_mask[candidates]
+        out = [int(b) for b in candidates[~complete]]
+        out += [int(b) for b in candidates[complete] if self.recheck(int(b)) and not self.is_complete(int(b))]
+        return sorted(out)
+
+
+def block_has_data(group: zarr.Group, b: int, chunk: int) -> bool:
+    """Whether block ``b``'s data is in ``group``: a written block's ``coverage`` is a number
+    (0 where nothing was recorded), never the fill value NaN. Read only by ``--recheck-all``."""
+    return bool(np.isfinite(np.asarray(group["coverage"][b * chunk : (b + 1) * chunk])).any())
+
+
+def read_ledger(group: zarr.Group, n: int | None = None, inputs_changed=None, recheck=None,
+                check_data: bool = False) -> Ledger:
+    """The ledger of a station group, over its ``n`` windows (default: its time length).
+
+    ``n`` larger than the stored length gives the ledger after a planned growth.
+    ``inputs_changed(b, files)`` tells whether block ``b``'s recorded input files
+    ``files`` differ from what is on disk now (default: recorded files changed or gone);
+    it is asked only for the complete blocks ``recheck(b)`` selects (default: none, so the
+    states are the ledger's alone), and the data (coverage) is read only with ``check_data``.
+    """
+    n = int(group["time"].shape[0]) if n is None else n
+    chunk = int(group.attrs.get("block_windows") or group["coverage"].chunks[0])
+    arrays = dict(group.arrays())
+    text = {name: arrays.get(name) for name in ("block_error", "block_files", "block_notes", "block_summary")}
+    ledger_chunk = int(arrays["block_done"].chunks[0])
+    return Ledger.from_arrays(Blocks(chunk, n), arrays["block_done"], text["block_error"],
+                              lambda b: block_has_data(group, b, chunk),
+                              files=text["block_files"], notes=text["block_notes"],
+                              inputs_changed=inputs_changed or recorded_files_changed,
+                              recheck=recheck or (lambda b: False), summary=text["block_summary"],
+                              chunk=ledger_chunk, check_data=check_data)

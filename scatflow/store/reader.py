@@ -263,7 +263,10 @@ def missing_blocks(path: str | os.PathLike, group: str) -> list[int]:
     """
     from .ledger import MISSING
 
-    return StoreReader(path).station(group).ledger.where(MISSING)
+    # A full check (as --recheck-all): reads each done block's coverage, so not for nightly use.
+    st = StoreReader(path).station(group)
+    return read_ledger(st.group, recheck=lambda b: True, inputs_changed=lambda b, files: False,
+                       check_data=True).where(MISSING)
 
 
 def combine_stations(path: str | os.PathLike) -> xr.Dataset:

@@ -99,10 +99,33 @@ def relay_group(store_path: str, key: str, channels: list[str], coords: dict | N
             shutil.copytree(os.path.join(src, name), os.path.join(new, name))
         else:
             shutil.copy2(os.path.join(src, name), new)
+    _summaries_gain(new, [c for c in channels if c not in stored])
     # The swap: each rename is atomic; recover() handles a kill between them.
     os.rename(src, old)
     os.rename(new, src)
     shutil.rmtree(work)
+
+
+def _summaries_gain(group_dir: str, added: list[str]) -> None:
+    """Give each recorded ``block_summary`` the channels ``added``: what a fresh run records for a
+    channel without data in that block (coverage 0, NaN in every window)."""
+    if not added or not os.path.isdir(os.path.join(group_dir, "block_summary")):
+        return
+    g = zarr.open_group(os.path.dirname(group_dir), path=os.path.basename(group_dir), mode="r+",
+                        use_consolidated=False)
+    cells = np.asarray(g["block_summary"][:], dtype=object)
+    done = np.asarray(g["block_done"][:])
+    for b, text in enumerate(cells):
+        if str(text):
+            summary = json.loads(str(text))
+            windows = int(done[b])
+            for c in added:
+                summary["coverage"][c], summary["nan"][c] = 0.0, windows
+            summary["nan_any"] = windows
+            cells[b] = json.dumps(summary, sort_keys=True)
+    written = np.flatnonzero([bool(str(t)) for t in cells])
+    if len(written):
+        g["block_summary"].oindex[written] = cells[written]
 
 
 def relay_array(arr: zarr.Array, src: str, dest: str, where: np.ndarray, n_channels: int, values=None) -> None:
@@ -126,6 +149,9 @@ def relay_array(arr: zarr.Array, src: str, dest: str, where: np.ndarray, n_chann
         raise StoreError(f"{arr.path}: chunked along channel ({grid[axis]} of {arr.shape[axis]}); "
                          "cannot add a channel")
     meta["shape"][axis] = grid[axis] = n_channels
+    for codec in meta.get("codecs", []):
+        if codec.get("name") == "sharding_indexed":  # the inner chunks span every channel too
+            codec["configuration"]["chunk_shape"][axis] = n_channels
     os.makedirs(dest)
     with open(os.path.join(dest, "zarr.json"), "w") as fh:
         json.dump(meta, fh, indent=2)
@@ -143,6 +169,11 @@ def relay_array(arr: zarr.Array, src: str, dest: str, where: np.ndarray, n_chann
         shape = list(part.shape)
         shape[axis] = n_channels
         laid = np.full(shape, fill, dtype=part.dtype)
+        if arr.basename == "coverage":
+            # Windows never written (NaN on every channel: a block not computed, within a shard
+            # that holds computed ones) stay unwritten for the new channel too.
+            unwritten = np.isnan(part).all(axis=axis)
+            laid[unwritten] = np.nan
         index = [slice(None)] * part.ndim
         index[axis] = where
         laid[tuple(index)] = part

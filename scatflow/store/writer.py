@@ -2,31 +2,34 @@
 :mod:`scatflow.store.relay` and :mod:`scatflow.store.analysis_writer`, the only code that writes
 a store (``docs/store-format.md``). Array names and encodings are in :mod:`scatflow.store.encoding`.
 
-Layout (zarr format 3)::
+Layout (zarr format 3, store format 2: root attribute ``format``)::
 
-    STORE/                       root attributes: "scatflow" (design, config, versions, runs)
+    STORE/                       root attributes: "format", "scatflow" (design, config, versions,
+                                 the last runs' summaries)
       NET.STA.LOC/               one group per station
-        time, channel, f1, f2    coordinates (time: int64 ns since 1970, chunked by block)
-        order_1, order_2, coverage   chunked (block windows, all channels, all frequencies)
+        time, channel, f1, f2    coordinates (time: int64 ns since 1970)
+        order_1, order_2, coverage   chunked by block, sharded by day (flat chunk keys)
         block_done   (block,)    windows written by the block's task, 0 = not done (the ledger)
         block_files  (block,)    JSON list of input files the block read (path, size, mtime)
         block_error  (block,)    why the block failed ("" when it did not)
         block_notes  (block,)    JSON: no data; conflicting or non-finite samples ("" when none)
-        block_stamp  (block,)    int64 UTC ns of the block's last data write (0 = never, or before
-                                 stamps existed): what ``scatflow analyze`` compares to relabel
+        block_stamp  (block,)    int64 UTC ns of the block's last ledger record (0 = never)
+        block_summary (block,)   JSON: mean coverage and NaN windows per channel
 
 Rules that keep parallel writers safe (``docs/architecture.md``): the driver
-alone creates or grows groups and writes attributes; a worker writes only its
-own block's chunk-aligned time region and then its own ledger cells, data
-first, so a block is never marked done without its data. Consolidated
-metadata is dropped before any metadata change and rebuilt at the end of a
-run, so default opens never see stale metadata.
+alone creates or grows groups, writes attributes and writes the ledger, in
+batches, after the tasks whose blocks it records have returned (their data is
+written), so a block is never marked done without its data; a worker writes
+only the shard of its task. Consolidated metadata is dropped before any
+metadata change and rebuilt at the end of a run, so default opens never see
+stale metadata.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import errno
+import functools
 import json
 import os
 import time
@@ -40,10 +43,8 @@ from . import relay
 from .access import zarr_store
 from ..errors import StoreError
 from ..inputs.grid import Blocks
-from .encoding import ANALYSIS_GROUP, LEDGER_VARS, encoding, ledger_vars
-from .ledger import Ledger, recorded_files_changed
-from .relay import chunk_present as _chunk_present
-from ..inputs.windows import computable
+from .encoding import ANALYSIS_GROUP, FLAT_KEYS, FORMAT, LEDGER_CHUNK, LEDGER_VARS, encoding, ledger_vars
+from .ledger import Ledger, read_ledger
 
 #: errno values that mean the output location cannot take more writes: stop the run.
 STORAGE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM}
@@ -87,41 +88,6 @@ def group_names(root: zarr.Group) -> list[str]:
     return sorted(name for name, _ in root.groups() if name != ANALYSIS_GROUP)
 
 
-def block_has_data(group: zarr.Group, b: int, min_coverage: float) -> bool:
-    """Whether block ``b``'s data chunks are in ``group``.
-
-    Every written block has a ``coverage`` chunk; an ``order_*`` chunk may be
-    absent only when all its values are NaN (Zarr writes no empty chunk), which
-    the block's coverage tells.
-    """
-    cov = group["coverage"]
-    if not _chunk_present(cov, (b, 0)):
-        return False
-    for name in sorted(group.array_keys()):
-        if name.startswith("order_") and not _chunk_present(group[name], (b,) + (0,) * (group[name].ndim - 1)):
-            chunk = cov.chunks[0]
-            if computable(np.asarray(cov[b * chunk : (b + 1) * chunk]), min_coverage).any():
-                return False
-    return True
-
-
-def read_ledger(group: zarr.Group, n: int | None = None, inputs_changed=None) -> Ledger:
-    """The ledger of a station group, over its ``n`` windows (default: its time length).
-
-    ``n`` larger than the stored length gives the ledger after a planned growth.
-    ``inputs_changed(b, files)`` tells whether block ``b``'s recorded input files
-    ``files`` differ from what is on disk now (default: recorded files changed or gone).
-    """
-    n = int(group["time"].shape[0]) if n is None else n
-    chunk = int(group.attrs.get("block_windows") or group["coverage"].chunks[0])
-    text = {name: (group[name][:] if name in group else ()) for name in ("block_error", "block_files", "block_notes")}
-    min_coverage = float(group.attrs.get("min_coverage", 1.0))
-    return Ledger.from_arrays(Blocks(chunk, n), group["block_done"][:], text["block_error"],
-                              lambda b: block_has_data(group, b, min_coverage),
-                              files=text["block_files"], notes=text["block_notes"],
-                              inputs_changed=inputs_changed or recorded_files_changed)
-
-
 @dataclasses.dataclass(frozen=True)
 class StationState:
     """What the store holds for one station, for planning."""
@@ -131,9 +97,9 @@ class StationState:
     attrs: dict
     group: zarr.Group
 
-    def ledger(self, n: int, inputs_changed=None) -> Ledger:
+    def ledger(self, n: int, inputs_changed=None, recheck=None, check_data: bool = False) -> Ledger:
         """The ledger over ``n`` windows (``n >= n_time``: blocks after the end are not done)."""
-        return read_ledger(self.group, n, inputs_changed)
+        return read_ledger(self.group, n, inputs_changed, recheck, check_data)
 
 
 # -- writing ------------------------------------------------------------------------------------
@@ -198,7 +164,8 @@ class Store:
         self.check_writable()
         self.check_design(design)
         if not self.exists():
-            zarr.open_group(zarr_store(self.path), mode="a", zarr_format=3).attrs["scatflow"] = {"design": design, "runs": []}
+            root = zarr.open_group(zarr_store(self.path), mode="a", zarr_format=3)
+            root.attrs.update({"scatflow": {"design": design, "runs": []}, "format": FORMAT})
 
     def update_root(self, **items) -> None:
         """Set keys of the root ``scatflow`` attribute (driver only)."""
@@ -238,21 +205,31 @@ class Store:
             zarr.consolidate_metadata(zarr_store(self.path))
 
     # -- station groups -----------------------------------------------------------------
-    def station_state(self, key: str) -> StationState | None:
-        """Shape, channels, attributes and ledger access of a station group (None if absent)."""
+    def station_states(self) -> dict[str, StationState]:
+        """Shape, channels, attributes and ledger access of every station group: the root is
+        opened and listed once, each group once (planning asks for all of them)."""
         if not self.exists():
-            return None
+            return {}
         root = self._root()
-        if key not in group_names(root):
-            return None
-        g = root[key]
-        return StationState(int(g["time"].shape[0]), [str(c) for c in g["channel"][:]], dict(g.attrs), g)
+        out = {}
+        for name, g in root.groups():
+            if name != ANALYSIS_GROUP:
+                out[name] = StationState(int(g["time"].shape[0]), [str(c) for c in g["channel"][:]], dict(g.attrs), g)
+        return out
+
+    def station_state(self, key: str) -> StationState | None:
+        """:meth:`station_states` of one station (None if absent)."""
+        return self.station_states().get(key)
 
     def create_group(self, key: str, template: xr.Dataset, blocks: Blocks) -> None:
-        """Write the group's metadata and coordinates (no data chunks)."""
+        """Write the group's metadata and coordinates (no data chunks); ``template.attrs`` gives
+        ``shard_blocks``."""
         ds = template.assign(ledger_vars(blocks.count))
+        # safe_chunks=False: the template's Dask chunks are blocks, finer than the shards; compute=False
+        # writes none of them (tasks later write whole shards, one task per shard).
         ds.to_zarr(zarr_store(self.path), group=key, mode="w-", compute=False, zarr_format=3, consolidated=False,
-                   encoding=encoding(ds, blocks.chunk))
+                   encoding=encoding(ds, blocks.chunk, int(template.attrs.get("shard_blocks", 1))),
+                   safe_chunks=False)
 
     def extend_group(self, key: str, template: xr.Dataset, old: Blocks, new: Blocks) -> None:
         """Grow the time axis from ``old.n`` to ``new.n`` windows with ``template`` (the new
@@ -328,45 +305,62 @@ class Store:
             if name not in g:
                 # Absent stamps read as 0: blocks written before stamps count as unchanged until rewritten.
                 kind = (np.int64, 0) if name == "block_stamp" else (str, "")
-                g.create_array(name, shape=(n_blocks,), chunks=(1,), dtype=kind[0], fill_value=kind[1],
-                               dimension_names=["block"])
+                g.create_array(name, shape=(n_blocks,), chunks=(LEDGER_CHUNK,), dtype=kind[0], fill_value=kind[1],
+                               dimension_names=["block"], chunk_key_encoding=FLAT_KEYS)
 
-    def write_block(self, key: str, ds: xr.Dataset, k0: int, chunk: int) -> None:
-        """Write a block's windows ``k0 .. k0 + len`` (chunk-aligned) into its region (worker)."""
-        if k0 % chunk:
-            raise StoreError(f"internal: block region starting at window {k0} is not aligned to chunks of {chunk}")
-        region = {"time": slice(k0, k0 + ds.sizes["time"])}
-        self._stamp(key, k0 // chunk)
-        ds.drop_vars(list(ds.coords)).to_zarr(zarr_store(self.path), group=key, region=region, consolidated=False)
+    # -- block data (workers) -----------------------------------------------------------
+    def write_windows(self, key: str, k0: int, arrays: dict, token: str = "") -> None:
+        """Write windows ``k0 .. k0 + len`` of the arrays ``arrays`` (name -> values along time,
+        chunk-aligned) into group ``key`` (worker). The Zarr arrays are opened once per worker
+        process, group and ``token`` (the run: no metadata changes during a run), so a block
+        costs its data writes only."""
+        opened = _arrays(self.path, key, token, tuple(sorted(arrays)))
+        for name, values in arrays.items():
+            arr = opened[name]
+            arr[k0 : k0 + len(values)] = values
 
-    def _stamp(self, key: str, block: int) -> None:
-        # Before the data: whatever is interrupted after, the stamp has changed whenever the data may have,
-        # so an analysis labelled against the old stamp labels the block again (README "Analysis").
+    # -- the ledger (driver) ------------------------------------------------------------
+    def unmark_blocks(self, key: str, blocks: list[int]) -> None:
+        """Before blocks marked done are computed again: mark them not done and change their
+        stamps, so an analysis labelled against the old stamps labels them again, whatever is
+        interrupted after (driver)."""
+        if not blocks:
+            return
         g = self._root("r+")[key]
-        if "block_stamp" in g:
-            g["block_stamp"][block] = max(time.time_ns(), int(g["block_stamp"][block]) + 1)
+        idx = np.asarray(sorted(blocks), dtype=np.int64)
+        g["block_done"].oindex[idx] = np.zeros(len(idx), dtype=np.int32)
+        _bump(g["block_stamp"], idx)
 
-    def clear_block(self, key: str, block: int, k0: int, k1: int) -> None:
-        """Unmark block ``block`` (windows ``k0 .. k1``) and replace its coefficients by NaN and its
-        coverage by 0, so a block whose recompute failed keeps no earlier numbers (worker)."""
+    def mark_blocks(self, key: str, marks: list[dict]) -> None:
+        """Record the outcome of blocks whose tasks have returned (their data is written), in one
+        batch per ledger array: files read, error, notes and summary first, the stamp, then the
+        windows done last (driver). Each mark: ``block``, ``windows`` (0 = not done), ``files``,
+        ``error``, ``notes``, ``summary``."""
+        if not marks:
+            return
+        marks = sorted(marks, key=lambda m: m["block"])
         g = self._root("r+")[key]
-        g["block_done"][block] = 0  # first: never marked done over the NaN written next
-        self._stamp(key, block)
-        for name, arr in g.arrays():
-            dims = arr.metadata.dimension_names or ()
-            if dims[:1] == ("time",) and (name.startswith("order_") or name == "coverage"):
-                arr[k0:k1] = 0.0 if name == "coverage" else np.nan
+        idx = np.asarray([m["block"] for m in marks], dtype=np.int64)
+        for name, field in (("block_files", "files"), ("block_error", "error"), ("block_notes", "notes"),
+                            ("block_summary", "summary")):
+            cells = [m.get(field) or "" for m in marks]
+            cells = [c if isinstance(c, str) else json.dumps(c, sort_keys=True) for c in cells]
+            g[name].oindex[idx] = np.asarray(cells, dtype=object)
+        _bump(g["block_stamp"], idx)
+        g["block_done"].oindex[idx] = np.asarray([m["windows"] for m in marks], dtype=np.int32)
 
-    def mark_block(self, key: str, block: int, windows: int, files: list | None = None, error: str = "",
-                   notes: dict | None = None) -> None:
-        """Record a block's outcome: files read, error (or ""), notes, then windows done (last) (worker)."""
-        g = self._root("r+")[key]
-        g["block_files"][block] = json.dumps(files or [])
-        g["block_error"][block] = error
-        if "block_notes" in g:
-            g["block_notes"][block] = json.dumps(notes, sort_keys=True) if notes else ""
-        g["block_done"][block] = windows
 
+def _bump(stamps: zarr.Array, idx: np.ndarray) -> None:
+    """Set the stamps of blocks ``idx`` to now (UTC ns), strictly above their old values."""
+    old = np.asarray(stamps.oindex[idx], dtype=np.int64)
+    stamps.oindex[idx] = np.maximum(time.time_ns(), old + 1)
+
+
+@functools.lru_cache(maxsize=64)
+def _arrays(path: str, key: str, token: str, names: tuple) -> dict:
+    """The arrays ``names`` of group ``key`` (cached per worker process and run ``token``)."""
+    g = zarr.open_group(zarr_store(path), path=key, mode="r+", use_consolidated=False)
+    return {name: g[name] for name in names}
 
 
 def versions() -> dict:

@@ -104,6 +104,7 @@ def write_store(path, stations: list[str], n_windows: int, *, layers: list[dict]
             "min_coverage": 1.0, "bins": int(window_s * sampling_rate), "hop_samples": int(hop_s * sampling_rate),
             "synthetic": "scatflow.synthetic.store"})
         store.create_group(key, dataset.template(net, times, ids, np.dtype(dtype), block_windows, attrs), blocks)
+        marks = []
         for b in range(blocks.count):
             k0, k1 = b * block_windows, min((b + 1) * block_windows, n_windows)
             orders = coefficients(net, len(channels), k1 - k0, k0, k=k, seed=seed + s, dtype=dtype)
@@ -114,9 +115,9 @@ def write_store(path, stations: list[str], n_windows: int, *, layers: list[dict]
                     for o in orders:
                         o[lo - k0:hi - k0] = np.nan
                     cov[lo - k0:hi - k0] = 0.0
-            ds = dataset.make_dataset(net, times[k0:k1], ids, orders, cov, attrs)
-            store.write_block(key, ds, k0, block_windows)
-            store.mark_block(key, b, k1 - k0)
+            store.write_windows(key, k0, {**{f"order_{i + 1}": o for i, o in enumerate(orders)}, "coverage": cov})
+            marks.append({"block": b, "windows": k1 - k0, "summary": dataset.block_summary(ids, orders[0], cov)})
+        store.mark_blocks(key, marks)
     store.consolidate()
     return store
 

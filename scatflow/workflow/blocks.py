@@ -22,7 +22,6 @@ import traceback
 import numpy as np
 from obspy import UTCDateTime
 
-from ..store import dataset
 from ..scattering import kernel
 from ..inputs import windows
 from ..errors import ConfigError, InputError, StoreError
@@ -33,6 +32,8 @@ from ..inputs.inventory import load_inventory
 from ..inputs.preprocess import Preprocess
 from ..inputs.process import process
 from ..inputs.sources import Station, make_source
+from ..store.dataset import block_summary
+from ..store.ledger import consecutive
 from ..store.writer import STORAGE_ERRNOS, Store
 
 
@@ -88,7 +89,7 @@ class BlockTask:
     blocks : Blocks
         The station group's blocking (its window count after this run's growth).
     block : int
-        The block index.
+        The first block the task computes.
     store : str
         The store path.
     source : dict
@@ -96,6 +97,11 @@ class BlockTask:
     params : BlockParams
     threads : int
         Kernel threads.
+    todo : tuple of int
+        Every block the task computes, ascending, all in one shard of the store (so a shard is
+        only ever written by one task); empty means ``(block,)``.
+    token : str
+        The run, for the worker's cache of opened arrays (metadata does not change during a run).
     """
 
     station: Station
@@ -106,6 +112,13 @@ class BlockTask:
     source: dict
     params: BlockParams
     threads: int = 1
+    todo: tuple = ()
+    token: str = ""
+
+    @property
+    def todo_blocks(self) -> tuple:
+        """The blocks this task computes: all within one shard (default: ``block`` alone)."""
+        return tuple(self.todo) or (self.block,)
 
     @property
     def name(self) -> str:
@@ -142,6 +155,8 @@ class BlockResult:
     seconds : float
     traceback : str
         For unexpected errors only.
+    files, notes, summary
+        The block's ledger cells (input records, notes, per-channel coverage and NaN counts).
     """
 
     station: str
@@ -156,6 +171,14 @@ class BlockResult:
     stack: str = ""
     seconds: float = 0.0
     traceback: str = ""
+    files: list = dataclasses.field(default_factory=list)
+    notes: dict = dataclasses.field(default_factory=dict)
+    summary: dict = dataclasses.field(default_factory=dict)
+
+    def mark(self) -> dict:
+        """What the driver records in the block's ledger cells (:meth:`Store.mark_blocks`)."""
+        return {"block": self.block, "windows": self.windows if self.ok else 0, "files": self.files,
+                "error": self.error, "notes": self.notes, "summary": self.summary if self.ok else ""}
 
     @property
     def ok(self) -> bool:
@@ -225,46 +248,74 @@ def compute_windows(network: ScatteringNetwork, params: BlockParams, grid: Grid,
     )
 
 
-def run_block(task: BlockTask) -> BlockResult:
-    """Compute one (station, block) and write it into the store (runs on a worker).
+def run_block(task: BlockTask) -> list[BlockResult]:
+    """Compute the blocks of one task (one shard of one station) and write them into the store
+    (runs on a worker); one result per block, in order.
 
-    Every failure is recorded in the store's ledger with its reason and
-    reported back; it never takes the run down.
+    Only data is written here: the driver records each block in the ledger once this returns
+    (:meth:`scatflow.store.writer.Store.mark_blocks`), so a block is never marked done without its
+    data. A failed block is written as NaN with coverage 0, so it keeps no earlier numbers.
+    Every failure is reported back; it never takes the run down.
     """
-    t_start = time.perf_counter()
-    k0, k1 = task.blocks.range(task.block)
     store = Store(task.store)
+    results, arrays = [], {}
+    for b in task.todo_blocks:
+        t_start = time.perf_counter()
+        result, arrays[b] = _one_block(task, b)
+        result.seconds = time.perf_counter() - t_start
+        results.append(result)
+    by_block = {r.block: r for r in results}
+    for run in consecutive(task.todo_blocks):
+        k0 = task.blocks.range(run[0])[0]
+        try:
+            store.write_windows(task.station.key, k0, {name: np.concatenate([arrays[b][name] for b in run])
+                                                       for name in arrays[run[0]]}, task.token)
+        except Exception as exc:  # noqa: BLE001 - any write failure fails the blocks written
+            fatal = isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS
+            for b in run:
+                r = by_block[b]
+                r.error = r.error or (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+                r.fatal = fatal  # the output cannot take more writes: the driver stops
+    identity, stack = _worker_identity(), software_stack()
+    for r in results:
+        if r.ok:
+            r.worker, r.stack = identity, stack
+    return results
+
+
+def _one_block(task: BlockTask, b: int) -> tuple[BlockResult, dict]:
+    """One block's result and the arrays to write for it (NaN and coverage 0 when it failed)."""
+    k0, k1 = task.blocks.range(b)
     span = tuple(str(UTCDateTime(ns=t)) for t in task.grid.span_ns(k0, k1))
-    result = BlockResult(task.station.key, task.block, k1 - k0, span)
-    files: list = []  # filled as soon as they are read, so a failure records them too
+    result = BlockResult(task.station.key, b, k1 - k0, span)
     try:
-        _compute_and_write(task, store, result, files)
-        result.worker = _worker_identity()
-        result.stack = software_stack()
+        return result, _compute(task, b, result)
     except (InputError, ConfigError, StoreError, OSError, ValueError) as exc:
         result.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if not result.fatal:
-            _record_failure(store, task, files, result.error)
     except Exception as exc:  # noqa: BLE001 - unexpected: keep the traceback's last line for the record
         result.error = f"{type(exc).__name__}: {exc}"
         result.traceback = traceback.format_exc()
-        _record_failure(store, task, files, result.error)
-    result.seconds = time.perf_counter() - t_start
-    return result
+    net = station_network(task.params, task.grid.bins, task.grid.sampling_rate)
+    n, c = k1 - k0, len(task.station.channels)
+    out = {f"order_{i + 1}": np.full((n, c, *shape), np.nan, dtype=task.params.dtype)
+           for i, shape in enumerate(net.shapes)}
+    out["coverage"] = np.zeros((n, c), dtype=np.float32)
+    return result, out
 
 
-def _compute_and_write(task: BlockTask, store: Store, result: BlockResult, files: list) -> None:
+def _compute(task: BlockTask, b: int, result: BlockResult) -> dict:
     st, grid, params = task.station, task.grid, task.params
-    k0, k1 = task.blocks.range(task.block)
-    t0, t1 = (UTCDateTime(ns=t) for t in grid.block_read_span(task.blocks, task.block))
+    k0, k1 = task.blocks.range(b)
+    t0, t1 = (UTCDateTime(ns=t) for t in grid.block_read_span(task.blocks, b))
+    files = result.files  # filled as soon as they are read, so a failure records them too
     stream, read = make_source(task.source).read(st, t0, t1)
     files.extend(read)
-    aligned = _samples(stream, task, files)
+    aligned = _samples(stream, task, b, files)
     del stream
     cov = windows.coverage(aligned.recorded, grid.bins, grid.hop, k1 - k0)
-    notes = {k: v for k, v in (("conflicting", aligned.conflicting), ("nonfinite", aligned.nonfinite),
-                               ("other_rates", sorted(set(aligned.other_rates))), ("preprocess", aligned.notes))
-             if v}
+    result.notes = {k: v for k, v in (("conflicting", aligned.conflicting), ("nonfinite", aligned.nonfinite),
+                                      ("other_rates", sorted(set(aligned.other_rates))),
+                                      ("preprocess", aligned.notes)) if v}
     net = station_network(params, grid.bins, grid.sampling_rate)
     computable = windows.computable(cov, params.min_coverage)
     if aligned.other_rates and not computable.any():
@@ -276,33 +327,29 @@ def _compute_and_write(task: BlockTask, store: Store, result: BlockResult, files
         # is not marked done, and later runs retry it when the data may have come.
         result.no_data = (f"no data between {t0} and {t1}" if not aligned.recorded.any() else
                           f"no window has enough data (min_coverage {params.min_coverage}) between {t0} and {t1}")
-        notes["no_data"] = True
+        result.notes["no_data"] = True
         orders = [np.full((k1 - k0, len(st.channels), *shape), np.nan, dtype=params.dtype) for shape in net.shapes]
     else:
         orders = compute_windows(net, params, grid, aligned.data, aligned.recorded, cov, task.threads)
-    ds = dataset.make_dataset(net, grid.times(k0, k1), st.channels, orders, cov.astype(np.float32), {})
-    try:
-        store.write_block(st.key, ds, k0, task.blocks.chunk)
-        store.mark_block(st.key, task.block, 0 if result.no_data else k1 - k0, files, "", notes)
-    except OSError as exc:
-        result.fatal = exc.errno in STORAGE_ERRNOS  # the output cannot take more writes: the driver stops
-        raise
     result.computed = int(computable.any(axis=1).sum())
+    cov = cov.astype(np.float32)
+    result.summary = block_summary(st.channels, orders[0], cov)
+    return {**{f"order_{i + 1}": o for i, o in enumerate(orders)}, "coverage": cov}
 
 
-def _samples(stream, task: BlockTask, files: list) -> windows.Aligned:
+def _samples(stream, task: BlockTask, b: int, files: list) -> windows.Aligned:
     """The block's samples on its grid: aligned, or preprocessed over the block's whole span
     and cut to its windows (the response records join ``files``, the block's inputs)."""
     st, grid, pre = task.station, task.grid, task.params.preprocess
-    k0, k1 = task.blocks.range(task.block)
+    k0, k1 = task.blocks.range(b)
     if not pre.active:
         return windows.align(stream, st.channels, grid.sample_ns(k0), grid.nsamp(k0, k1), grid.sampling_rate)
     inv = load_inventory(pre.inventory) if pre.inventory else None
     responses = Responses(pre, inv) if pre.response != "none" else None
     if responses is not None:
-        files.extend(responses.records(st.channels, *grid.block_read_span(task.blocks, task.block)))
+        files.extend(responses.records(st.channels, *grid.block_read_span(task.blocks, b)))
     full = process(stream, st.channels, grid.origin_ns, grid.sample_ns(k0),
-                   grid.nsamp(*grid.block_windows(task.blocks, task.block)), grid.sampling_rate, pre, inv, responses)
+                   grid.nsamp(*grid.block_windows(task.blocks, b)), grid.sampling_rate, pre, inv, responses)
     n = grid.nsamp(k0, k1)
     full.data, full.recorded = full.data[:, :n], full.recorded[:, :n]
     return full
@@ -328,15 +375,3 @@ def _worker_identity() -> str:
     """Where a task ran: host, process and batch job (provenance; proves jobs ran in SLURM)."""
     job = os.environ.get("SLURM_JOB_ID") or os.environ.get("PBS_JOBID") or os.environ.get("JOB_ID")
     return f"{socket.gethostname()}:{os.getpid()}" + (f":job={job}" if job else "")
-
-
-def _record_failure(store: Store, task: BlockTask, files: list, error: str) -> None:
-    try:
-        # A failed recompute leaves NaN, not the coefficients of the block's earlier inputs.
-        store.clear_block(task.station.key, task.block, *task.blocks.range(task.block))
-    except Exception:  # noqa: BLE001 - the failure is still recorded below
-        pass
-    try:
-        store.mark_block(task.station.key, task.block, 0, files, error)
-    except Exception:  # noqa: BLE001 - the driver still reports the failure
-        pass

@@ -27,7 +27,9 @@ from ..inputs.epochs import Responses
 from ..inputs.inventory import load_inventory
 from ..inputs.preprocess import Preprocess
 from ..inputs.sources import FileSource, SDSSource, Source, Station, matches
+from ..store.encoding import shard_blocks
 from ..store.writer import StationState, Store
+
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,6 +119,11 @@ class StationPlan:
         Number of blocks to compute per ledger state (``"pending"``, ``"inputs changed"``...).
     added : tuple of str
         Channels new to the store's group (the driver re-lays the group to add them).
+    shard : int
+        Blocks per shard of the group's data arrays.
+    recomputed : list of int
+        Blocks to compute that the ledger marks done (inputs changed, data missing): the driver
+        unmarks them before any task runs.
     """
 
     station: Station
@@ -128,6 +135,8 @@ class StationPlan:
     complete: int
     why: dict = dataclasses.field(default_factory=dict)
     added: tuple = ()
+    shard: int = 1
+    recomputed: list = dataclasses.field(default_factory=list)
 
     @property
     def key(self) -> str:
@@ -162,15 +171,17 @@ class Plan:
         """The network of station ``sp`` (its own ``bins`` and rate)."""
         return station_network(self.design.params(), sp.grid.bins, sp.grid.sampling_rate)
 
-    def block_tasks(self, threads: int = 1) -> T.Iterator[BlockTask]:
-        """The tasks, station by station, in time order."""
+    def block_tasks(self, threads: int = 1, token: str = "") -> T.Iterator[BlockTask]:
+        """The tasks, station by station, in time order: one per shard holding blocks to compute
+        (a shard is written by one task only), made as they are asked for."""
         params = self.design.params()
         store = self.cfg.output["store"]
         for sp in self.stations:
-            for b in sp.todo:
-                t0, t1 = (UTCDateTime(ns=t) for t in sp.grid.block_read_span(sp.blocks, b))
-                yield BlockTask(sp.station, sp.grid, sp.blocks, b, store, self.source.spec(sp.station, t0, t1),
-                                params, threads)
+            for todo in shards(sp.todo, sp.shard):
+                t0 = UTCDateTime(ns=sp.grid.block_read_span(sp.blocks, todo[0])[0])
+                t1 = UTCDateTime(ns=sp.grid.block_read_span(sp.blocks, todo[-1])[1])
+                yield BlockTask(sp.station, sp.grid, sp.blocks, todo[0], store, self.source.spec(sp.station, t0, t1),
+                                params, threads, tuple(todo), token)
 
     def describe(self) -> str:
         """One line per station (span, blocks to compute, blocks complete) and per skip."""
@@ -196,6 +207,17 @@ class Plan:
         for key, why in self.notes:
             lines.append(f"  {key:16s} note: {why}")
         return "\n".join(lines)
+
+
+def shards(todo: T.Sequence[int], shard: int) -> list[list[int]]:
+    """Blocks to compute grouped by shard (``b // shard``), ascending: ``[0, 1, 5], 4 -> [[0, 1], [5]]``."""
+    out: list[list[int]] = []
+    for b in todo:
+        if out and out[-1][0] // shard == b // shard:
+            out[-1].append(b)
+        else:
+            out.append([b])
+    return out
 
 
 def source_from_config(cfg: Config) -> Source:
@@ -234,6 +256,8 @@ def make_plan(cfg: Config, store: Store, source: Source | None = None, fresh: bo
     inp = cfg.input
     span = (UTCDateTime(inp["start"]).ns if inp["start"] else None, UTCDateTime(inp["end"]).ns if inp["end"] else None)
     plans, skipped, refused = [], [], []
+    states = {} if fresh else store.station_states()  # the root and each group opened once
+    recheck_ns = None if recheck_all else int(round(float(inp["recheck_days"]) * 86400e9))
     for st in stations:
         if st.sampling_rate <= 0:  # state-of-health and log channels: not waveforms
             skipped.append((st.key, f"sampling rate {st.sampling_rate} Hz is not a waveform ({', '.join(st.channels)})"))
@@ -244,8 +268,8 @@ def make_plan(cfg: Config, store: Store, source: Source | None = None, fresh: bo
                 raise InputError(f"{st.channels[0]}: sampling rate {rate} Hz does not match the "
                                  f"design's {fixed_rate} Hz")
             check_station(pre, st, inventory, *span)  # settings that cannot apply to a channel
-            state = None if fresh else store.station_state(st.key)
-            sp = _station_plan(design, source, st, state, *span, responses=responses, recheck_all=recheck_all)
+            sp = _station_plan(design, source, st, states.get(st.key), *span, responses=responses,
+                               recheck_all=recheck_all, recheck_ns=recheck_ns)
         except (ConfigError, InputError, StoreError) as exc:
             # One station's problem (an off-nominal rate, channels that changed...) never stops the others.
             refused.append((st.key, str(exc)))
@@ -290,7 +314,7 @@ def station_grid(design: Design, st: Station, origin_ns: int) -> Grid:
 
 def _station_plan(design: Design, source: Source, st: Station, state: StationState | None,
                   start: int | None, end: int | None, responses: Responses | None = None,
-                  recheck_all: bool = False) -> StationPlan | None:
+                  recheck_all: bool = False, recheck_ns: int | None = None) -> StationPlan | None:
     added: tuple = ()
     if state is not None:
         origin = int(state.attrs["grid_origin_ns"])
@@ -312,8 +336,10 @@ def _station_plan(design: Design, source: Source, st: Station, state: StationSta
     n_old = 0 if state is None else state.n_time
     blocks = Blocks(int(round(design.block_s / design.hop_s)), max(n_old, k_hi + 1))
     in_span = blocks.of_windows(k_lo, k_hi)
+    shard = int(state.attrs.get("shard_blocks", 1)) if state is not None else shard_blocks(design.block_s)
     if state is None:
-        return StationPlan(st, grid, blocks, n_old, (k_lo, k_hi), list(in_span), 0, {"pending": len(in_span)})
+        return StationPlan(st, grid, blocks, n_old, (k_lo, k_hi), list(in_span), 0, {"pending": len(in_span)},
+                           shard=shard)
 
     def inputs_changed(b: int, recorded: list) -> bool:
         # Late data: a file grew or was rewritten, or a new one now covers the block's span;
@@ -324,10 +350,18 @@ def _station_plan(design: Design, source: Source, st: Station, state: StationSta
             current += responses.records(st.channels, a, e)
         return inputs_differ(recorded, current) or (recheck_all and bool(contents_differ(recorded)))
 
-    ledger = state.ledger(blocks.n, inputs_changed)
+    # Late data is looked for in the blocks ending within recheck_ns of the station's newest window
+    # (all blocks with --recheck-all): the others cost one ledger value each, nothing on disk.
+    first = 0
+    if recheck_ns is not None:
+        newest = int(grid.start_ns(blocks.n - 1)) + grid.window_ns
+        first = grid.first_window_ending_after(newest - recheck_ns) // blocks.chunk
+    ledger = state.ledger(blocks.n, inputs_changed, recheck=lambda b: b >= first, check_data=recheck_all)
     todo = ledger.todo(in_span)
     why = collections.Counter(ledger.state(b) for b in todo)
-    return StationPlan(st, grid, blocks, n_old, (k_lo, k_hi), todo, len(in_span) - len(todo), dict(why), added)
+    recomputed = [b for b in todo if ledger.done[b] > 0]
+    return StationPlan(st, grid, blocks, n_old, (k_lo, k_hi), todo, len(in_span) - len(todo), dict(why), added,
+                       shard, recomputed)
 
 
 def store_channels(st: Station, stored: list[str], select: list[str]) -> Station:

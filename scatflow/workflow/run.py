@@ -31,17 +31,39 @@ if T.TYPE_CHECKING:
     from .cluster import Cluster
 
 
+#: Run log entries kept in the root (older ones are dropped: the root stays small whatever the history).
+RUNS_KEPT = 20
+#: Items kept per list in a run log entry (failures, workers, notes): counts are always complete.
+LISTED = 10
+
+
 @dataclasses.dataclass
 class Summary:
-    """The outcome of a run's tasks."""
+    """The outcome of a run's tasks, folded as results come back (memory grows with failures and
+    outages, not with blocks done)."""
 
-    done: list[BlockResult]
+    done: int
     failed: list[BlockResult]
     skipped: list[tuple[str, str]]
     seconds: float
     no_data: list[BlockResult] = dataclasses.field(default_factory=list)
     refused: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     notes: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    windows: int = 0
+    workers: set = dataclasses.field(default_factory=set)
+    stacks: set = dataclasses.field(default_factory=set)
+
+    def add(self, r: BlockResult) -> None:
+        """Fold one block's result in (its ledger cells are dropped: the driver has recorded them)."""
+        if r.error:
+            self.failed.append(BlockResult(r.station, r.block, r.windows, r.span, error=r.error))
+        elif r.no_data:
+            self.no_data.append(BlockResult(r.station, r.block, r.windows, r.span, no_data=r.no_data))
+        else:
+            self.done += 1
+            self.windows += r.windows
+            self.workers.add(r.worker)
+            self.stacks.add(r.stack)
 
     @property
     def ok(self) -> bool:
@@ -50,9 +72,8 @@ class Summary:
 
     def text(self) -> str:
         """What ``scatflow run`` prints at the end."""
-        windows_done = sum(r.windows for r in self.done)
         lines = [
-            f"done: {len(self.done)} block(s), {windows_done} windows in {self.seconds:.1f} s; "
+            f"done: {self.done} block(s), {self.windows} windows in {self.seconds:.1f} s; "
             f"no data: {len(self.no_data)}; failed: {len(self.failed)}; skipped: {len(self.skipped)}"
             + (f"; refused: {len(self.refused)}" if self.refused else "")
         ]
@@ -65,20 +86,24 @@ class Summary:
         return "\n".join(lines)
 
     def record(self, started: str) -> dict:
-        """The entry of this run in the store's run log."""
+        """The entry of this run in the store's run log: counts, and at most :data:`LISTED` of each
+        list (the ledger has every block's outcome; the log stays small)."""
+        failed = sorted(self.failed, key=lambda r: (r.station, r.block))
+        workers = sorted(w for w in self.workers if w)
         return {
             "started": started,
             "finished": now_iso(),
-            "blocks_done": len(self.done),
-            "blocks_failed": [{"station": r.station, "block": r.block, "error": r.error}
-                              for r in sorted(self.failed, key=lambda r: (r.station, r.block))],
-            "blocks_no_data": [{"station": r.station, "block": r.block} for r in
-                               sorted(self.no_data, key=lambda r: (r.station, r.block))],
-            "skipped": [{"station": k, "reason": w} for k, w in self.skipped],
-            "refused": [{"station": k, "reason": w} for k, w in self.refused],
-            "notes": [{"channel": k, "note": w} for k, w in self.notes],
-            "workers": sorted({r.worker for r in self.done if r.worker}),
-            "stacks": sorted({r.stack for r in self.done if r.stack}),
+            "blocks_done": self.done,
+            "blocks_failed": len(failed),
+            "blocks_no_data": len(self.no_data),
+            "failures": [{"station": r.station, "block": r.block, "error": r.error} for r in failed[:LISTED]],
+            "skipped": [{"station": k, "reason": w} for k, w in self.skipped[:LISTED]],
+            "refused": [{"station": k, "reason": w} for k, w in self.refused[:LISTED]],
+            "notes": [{"channel": k, "note": w} for k, w in self.notes[:LISTED]],
+            "counts": {"skipped": len(self.skipped), "refused": len(self.refused), "notes": len(self.notes)},
+            "workers": len(workers),
+            "worker_names": workers[:LISTED],
+            "stacks": sorted(s for s in self.stacks if s),
             "seconds": round(self.seconds, 3),
         }
 
@@ -107,6 +132,8 @@ def prepare_store(plan: Plan, store: Store) -> None:
                 store.add_channels(sp.key, sp.station.channels, coords or None)
             if coords:  # an inventory given to a store created without one
                 store.add_channel_coords(sp.key, coords, dataset.COORD_ATTRS)
+        # Blocks to compute again are unmarked first (and their stamps changed): see Store.unmark_blocks.
+        store.unmark_blocks(sp.key, sp.recomputed)
         if sp.n_new == sp.n_old:
             continue
         net = plan.network(sp)
@@ -116,6 +143,7 @@ def prepare_store(plan: Plan, store: Store) -> None:
                 "grid_origin_ns": int(sp.grid.origin_ns),
                 "grid_origin": str(UTCDateTime(ns=sp.grid.origin_ns)),
                 "block_windows": sp.blocks.chunk,
+                "shard_blocks": sp.shard,
                 "min_coverage": plan.design.min_coverage,
                 "bins": sp.grid.bins,
                 "hop_samples": sp.grid.hop,
@@ -140,12 +168,36 @@ def _metadata(plan: Plan, sp) -> tuple[dict, str | None]:
             units(pre, plan.inventory, sp.station.channels, t))
 
 
-def execute(plan: Plan, cluster: "Cluster", progress: T.Callable[[int, int], None] | None = None,
-            results: list | None = None, log: T.Callable[[str], None] = print) -> Summary:
-    """Run the plan's tasks on the cluster, a bounded number in flight.
+#: The driver records returned blocks in the ledger after this many results, or this many seconds.
+FLUSH_BLOCKS, FLUSH_S = 512, 10.0
 
-    ``results``, when given, receives each :class:`BlockResult` as it comes back
-    (so a caller interrupted midway knows what was done).
+
+class _Ledger:
+    """Ledger marks of returned tasks, written in batches by the driver (the only ledger writer)."""
+
+    def __init__(self, store: Store):
+        self.store, self.marks, self.count, self.since = store, {}, 0, time.monotonic()
+
+    def add(self, results: list[BlockResult]) -> None:
+        for r in results:
+            self.marks.setdefault(r.station, []).append(r.mark())
+        self.count += len(results)
+        if self.count >= FLUSH_BLOCKS or time.monotonic() - self.since > FLUSH_S:
+            self.flush()
+
+    def flush(self) -> None:
+        for key, marks in sorted(self.marks.items()):
+            self.store.mark_blocks(key, marks)
+        self.marks, self.count, self.since = {}, 0, time.monotonic()
+
+
+def execute(plan: Plan, cluster: "Cluster", progress: T.Callable[[int, int], None] | None = None,
+            summary: Summary | None = None, log: T.Callable[[str], None] = print, token: str = "") -> Summary:
+    """Run the plan's tasks on the cluster, a bounded number in flight, recording each returned
+    block in the ledger (in batches) and folding its result into ``summary``.
+
+    Tasks are made as slots free up and results are dropped once counted, so the driver's memory
+    holds the tasks in flight, not the run.
 
     Raises
     ------
@@ -157,10 +209,11 @@ def execute(plan: Plan, cluster: "Cluster", progress: T.Callable[[int, int], Non
 
     t0 = time.perf_counter()
     client = cluster.client
-    tasks = list(plan.block_tasks())
+    total = plan.tasks
     slots = max(cluster.slots, sum(client.nthreads().values()), 1)
-    pending = iter(tasks)
-    results = [] if results is None else results
+    pending = plan.block_tasks(token=token)
+    summary = _summary(plan) if summary is None else summary
+    ledger = _Ledger(Store(plan.cfg.output["store"]))
 
     def submit(task: BlockTask):
         return client.submit(run_block, task, key=f"{task.name}-{time.monotonic_ns()}", pure=False, retries=0)
@@ -169,35 +222,63 @@ def execute(plan: Plan, cluster: "Cluster", progress: T.Callable[[int, int], Non
     inflight = {submit(t) for t in _take(pending, 2 * slots)}
     futures = as_completed(list(inflight), with_results=False)
     if progress:
-        progress(0, len(tasks))
-    fatal = None
-    try:
-        for fut in futures:
-            res = fut.result()
-            inflight.discard(fut)
-            results.append(res)
-            fut.release()
+        progress(0, total)
+    fatal, returned = None, 0
+
+    def take(results: list[BlockResult]) -> None:
+        nonlocal fatal, returned
+        ledger.add(results)
+        for res in results:
+            summary.add(res)
             if res.fatal and fatal is None:
                 fatal = res.error  # stop feeding tasks; those in flight finish or fail alike
+        returned += len(results)
+
+    try:
+        for fut in futures:
+            results = fut.result()
+            inflight.discard(fut)
+            fut.release()
+            take(results)
             if fatal is None:
                 for t in _take(pending, 1):
                     new = submit(t)
                     inflight.add(new)
                     futures.add(new)
             if progress:
-                progress(len(results), len(tasks))
+                progress(returned, total)
     except KeyboardInterrupt as stop:
-        # Blocks already running would finish and mark themselves done after the count:
+        # Blocks already running would finish with their data written but unmarked:
         # let them, for a while, so the count the user reads is what the store holds.
-        stop.abandoned = _settle(inflight, results, log)
+        stop.abandoned = _settle(inflight, take, log)
         raise
+    finally:
+        ledger.flush()  # whatever stopped the run: every returned block is recorded
+    summary.seconds = time.perf_counter() - t0
     if fatal is not None:
-        done = sum(1 for r in results if r.ok)
         raise StoreError(
             f"output store {plan.cfg.output['store']} cannot be written ({fatal}); run stopped: "
-            f"{done} block(s) completed this run are kept and marked, {len(tasks) - done} not done"
+            f"{summary.done} block(s) completed this run are kept and marked, {total - summary.done} not done"
         )
-    return _summary(plan, results, time.perf_counter() - t0)
+    return summary
+
+
+def execute_here(plan: Plan, token: str = "") -> list[BlockResult]:
+    """Run every task of ``plan`` in this process, recording the ledger as the driver does (no
+    cluster: tests and benchmarks; the store must be prepared, :func:`prepare_store`).
+
+    Returns
+    -------
+    list of BlockResult
+        One per block, in task order.
+    """
+    ledger, out = _Ledger(Store(plan.cfg.output["store"])), []
+    for task in plan.block_tasks(token=token or f"here {time.time_ns()}"):
+        results = run_block(task)
+        ledger.add(results)
+        out += results
+    ledger.flush()
+    return out
 
 
 #: Seconds a stopped run waits for the blocks in flight (a batch system's SIGTERM usually
@@ -205,9 +286,9 @@ def execute(plan: Plan, cluster: "Cluster", progress: T.Callable[[int, int], Non
 STOP_GRACE_S = 20.0
 
 
-def _settle(inflight: set, results: list, log: T.Callable[[str], None]) -> int:
+def _settle(inflight: set, take: T.Callable[[list], None], log: T.Callable[[str], None]) -> int:
     """After Ctrl-C or SIGTERM: wait up to :data:`STOP_GRACE_S` seconds for the tasks in flight,
-    append their results to ``results``, cancel the rest and return how many were cancelled."""
+    pass their results to ``take``, cancel the rest and return how many were cancelled."""
     from distributed import wait
 
     if inflight:
@@ -220,7 +301,7 @@ def _settle(inflight: set, results: list, log: T.Callable[[str], None]) -> int:
     left = 0
     for fut in inflight:
         if fut.status == "finished":
-            results.append(fut.result())
+            take(fut.result())
         else:
             left += 1  # queued, running, or lost with its worker: not marked done unless it finished
             fut.cancel()
@@ -290,17 +371,16 @@ def run(cfg: Config, cluster: "Cluster", overwrite: bool = False, progress=None,
     except OSError as exc:
         raise StoreError(f"output store {store.path} cannot be written ({exc.strerror or exc})") from None
     log(f"plan: {plan.tasks} block(s) to compute\n{plan.describe()}")
-    results: list[BlockResult] = []
+    summary = _summary(plan)
     try:
         # A local cluster starts its workers while the driver plans: wait for them only now.
         cluster.wait_ready()
-        summary = execute(plan, cluster, progress, results, log)
+        execute(plan, cluster, progress, summary, log, token=f"{started} {time.time_ns()}")
     except KeyboardInterrupt as stop:
         # Ctrl-C or SIGTERM: what is done is kept and marked; record it and leave a store that
         # default opens read (consolidated again), then let the caller say so in one line.
-        partial = _summary(plan, results, 0.0)
-        _record(store, dict(partial.record(started), interrupted=True))
-        raise Interrupted(len(partial.done), getattr(stop, "abandoned", 0)) from None
+        _record(store, dict(summary.record(started), interrupted=True))
+        raise Interrupted(summary.done, getattr(stop, "abandoned", 0)) from None
     _record(store, summary.record(started))
     return summary
 
@@ -314,16 +394,15 @@ class Interrupted(KeyboardInterrupt):
         self.done, self.abandoned = done, abandoned
 
 
-def _summary(plan: Plan, results: list[BlockResult], seconds: float) -> Summary:
-    return Summary([r for r in results if r.ok], [r for r in results if r.error], list(plan.skipped),
-                   seconds, [r for r in results if r.no_data], list(plan.refused), list(plan.notes))
+def _summary(plan: Plan) -> Summary:
+    return Summary(0, [], list(plan.skipped), 0.0, [], list(plan.refused), list(plan.notes))
 
 
 def _record(store: Store, entry: dict) -> None:
     """Append ``entry`` to the store's run log and consolidate the metadata (driver)."""
     try:
         runs = list(store.root_attrs().get("runs", []))
-        store.update_root(runs=(runs + [entry])[-100:])
+        store.update_root(runs=(runs + [entry])[-RUNS_KEPT:])
         store.consolidate()
     except OSError as exc:
         raise StoreError(
@@ -332,4 +411,4 @@ def _record(store: Store, entry: dict) -> None:
         ) from None
 
 
-__all__ = ["preflight", "run", "execute", "prepare_store", "Summary"]
+__all__ = ["preflight", "run", "execute", "execute_here", "prepare_store", "Summary"]
