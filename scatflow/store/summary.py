@@ -57,17 +57,18 @@ def run_summary(entry: dict) -> dict:
         The run's record (a format-1 entry, with ``blocks_failed`` and ``blocks_no_data`` lists
         of blocks, or a summary).
     """
-    out = {k: v for k, v in entry.items() if k not in ("blocks_failed", "blocks_no_data", "workers")}
+    lists = ("failures", "workers", "skipped", "refused", "notes")
+    counted = ("blocks_failed", "blocks_no_data", "workers_count")
+    # One key order for a format-1 entry and for a summary, so summarizing again changes no byte.
+    out = {k: v for k, v in entry.items() if k not in lists + counted}
     failed = entry.get("blocks_failed", 0)
+    workers = list(entry.get("workers") or [])
     out["blocks_failed"] = count(failed)
     out["blocks_no_data"] = count(entry.get("blocks_no_data", 0))
-    if not isinstance(failed, int):
-        out["failures"] = list(failed)[:LIST_KEPT]
-    elif "failures" in entry:
-        out["failures"] = list(entry["failures"])[:LIST_KEPT]
-    workers = list(entry.get("workers") or [])
-    out["workers"] = workers[:LIST_KEPT]
     out["workers_count"] = int(entry.get("workers_count", len(workers)))
+    if not isinstance(failed, int) or "failures" in entry:
+        out["failures"] = list(entry.get("failures", failed))[:LIST_KEPT]
+    out["workers"] = workers[:LIST_KEPT]
     for key in ("skipped", "refused", "notes"):
         if key in entry:
             out[key] = list(entry[key])[:LIST_KEPT]
