@@ -243,7 +243,7 @@ def test_upgrade_twice_and_on_the_command_line(v02, capsys):
     assert tree(v02) == files
 
 
-def test_upgrade_waits_for_no_one_while_a_run_holds_the_store(v02, capsys):
+def test_upgrade_is_refused_while_a_run_holds_the_store(v02, capsys):
     Path(lock_path(v02)).write_text(json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
                                                 "started": "now", "command": "run"}))
     one_line_error(capsys, ["upgrade", str(v02)], "is being written by scatflow run")

@@ -141,6 +141,9 @@ def relay_array(arr: zarr.Array, src: str, dest: str, where: np.ndarray, n_chann
         raise StoreError(f"{arr.path}: chunked along channel ({grid[axis]} of {arr.shape[axis]}); "
                          "cannot add a channel")
     meta["shape"][axis] = grid[axis] = n_channels
+    for codec in meta.get("codecs", []):
+        if codec["name"] == "sharding_indexed":  # format 2: the inner chunks span the channels too
+            codec["configuration"]["chunk_shape"][axis] = n_channels
     os.makedirs(dest)
     with open(os.path.join(dest, "zarr.json"), "w") as fh:
         json.dump(meta, fh, indent=2)
