@@ -50,6 +50,9 @@ def open_results(path, combine: bool = False):
         from .store.reader import combine_stations
 
         return combine_stations(path)
+    from .store.reader import StoreReader
+
+    StoreReader(path)  # a store of another format is refused here, in one line
     return xr.open_datatree(path, engine="zarr")
 
 

@@ -1,4 +1,4 @@
-"""The ``scatflow`` command: example, run, info, plot, analyze, export.
+"""The ``scatflow`` command: example, run, info, plot, analyze, export, upgrade.
 
 Errors print one line naming the file, key or channel at fault and exit with
 status 2 (1 when blocks failed); ``--debug`` shows the traceback instead.
@@ -217,9 +217,17 @@ def cmd_export(args) -> int:
     return 0
 
 
+# -- upgrade ----------------------------------------------------------------------------------------
+def cmd_upgrade(args) -> int:
+    from .store.upgrade import upgrade
+
+    print(upgrade(_store_of(args.store), log=_log(args.quiet)).text())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``scatflow`` argument parser: one subcommand per verb (example, run, info, plot, analyze,
-    export), each with its options and help; ``func`` of the parsed arguments runs the verb."""
+    export, upgrade), each with its options and help; ``func`` of the parsed arguments runs the verb."""
     p = argparse.ArgumentParser(prog="scatflow", description="Scattering-network features from seismic archives.")
     p.add_argument("--version", action="version", version=f"scatflow {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -279,6 +287,12 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--analysis", required=True, metavar="NAME")
     x.add_argument("-o", "--output", required=True, help="output file, .csv or .parquet")
     x.set_defaults(func=cmd_export)
+
+    u = sub.add_parser("upgrade", help="rewrite a store written by scatflow 0.2 in this version's format, in place "
+                                       "(safe to interrupt and run again)")
+    u.add_argument("store", help="the store, or the run config (.toml) naming it in output.store")
+    u.add_argument("--quiet", action="store_true", help="no progress lines")
+    u.set_defaults(func=cmd_upgrade)
     return p
 
 

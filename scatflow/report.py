@@ -15,6 +15,7 @@ from .store.ledger import CHANGED, COMPLETE, FAILED, MISSING, NO_DATA, PENDING, 
 from .inputs.preprocess import steps_text
 from .store.reader import StationGroup, StoreReader, missing_blocks
 from .store.relay import work_dir
+from .store.summary import count
 
 #: Largest number of order_1 values read at once for the NaN fraction (bounded memory).
 _READ_ELEMENTS = 8_000_000
@@ -75,9 +76,9 @@ def _run_line(runs: list) -> str:
     if "blocks_done" in last:
         bits.append(f"{last['blocks_done']} block(s) done")
     if last.get("blocks_no_data"):
-        bits.append(f"{len(last['blocks_no_data'])} without data")
+        bits.append(f"{count(last['blocks_no_data'])} without data")
     if "blocks_failed" in last:
-        bits.append(f"{len(last['blocks_failed'])} failed")
+        bits.append(f"{count(last['blocks_failed'])} failed")
     if last.get("interrupted"):
         bits.append("interrupted")
     if "seconds" in last:

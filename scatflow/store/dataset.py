@@ -139,22 +139,3 @@ COORD_ATTRS = {
     "elevation": {"units": "m", "long_name": "station elevation above sea level"},
     "depth": {"units": "m", "long_name": "sensor depth below the surface (burial)"},
 }
-
-
-def block_summary(channels: list[str], order_1: np.ndarray, coverage: np.ndarray) -> dict:
-    """A block's ``block_summary`` ledger cell: per channel, the mean coverage over its windows
-    and the windows whose ``order_1`` holds a NaN; and the windows with a NaN on any channel
-    (what ``scatflow info`` shows, without reading coefficients).
-
-    Parameters
-    ----------
-    channels : list of str
-        SEED ids, in the group's order.
-    order_1 : ndarray, (windows, channels, f1)
-    coverage : ndarray, (windows, channels)
-    """
-    bad = np.isnan(order_1.reshape(order_1.shape[0], order_1.shape[1], -1)).any(axis=2)
-    means = np.mean(coverage, axis=0, dtype=np.float64) if len(coverage) else np.zeros(len(channels))
-    return {"coverage": {ch: float(m) for ch, m in zip(channels, means)},
-            "nan": {ch: int(n) for ch, n in zip(channels, bad.sum(axis=0))},
-            "nan_any": int(bad.any(axis=1).sum())}

@@ -20,6 +20,7 @@ from .access import zarr_store
 from .encoding import ANALYSIS_GROUP, REQUIRED
 from .ledger import Ledger
 from .writer import group_names, open_root, read_ledger
+from .upgrade import check_format
 
 
 def decode_times(arr: zarr.Array) -> np.ndarray:
@@ -138,6 +139,7 @@ class StoreReader:
     def __init__(self, path: str | os.PathLike):
         self.path = os.fspath(path)
         self.root, self.meta = open_root(self.path)
+        check_format(self.path, self.root.attrs)
 
     @property
     def stations(self) -> list[str]:

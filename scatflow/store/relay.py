@@ -87,10 +87,8 @@ def relay_group(store_path: str, key: str, channels: list[str], coords: dict | N
     if lost:
         raise StoreError(f"internal: re-laying {key} would drop channel(s) {', '.join(lost)}")
     where = np.array([channels.index(c) for c in stored], dtype=np.int64)
-    work = work_dir(store_path)
-    new, old = os.path.join(work, f"{key}.new"), os.path.join(work, f"{key}.old")
+    new = new_dir(store_path, key)
     along = {name: arr for name, arr in group.arrays() if "channel" in (arr.metadata.dimension_names or ())}
-    os.makedirs(new)
     for name in sorted(os.listdir(src)):
         if name in along:
             values = channels if name == "channel" else (coords or {}).get(name)
@@ -100,7 +98,24 @@ def relay_group(store_path: str, key: str, channels: list[str], coords: dict | N
         else:
             shutil.copy2(os.path.join(src, name), new)
     _summaries_gain(new, [c for c in channels if c not in stored])
-    # The swap: each rename is atomic; recover() handles a kill between them.
+    swap(store_path, key)
+
+
+def new_dir(store_path: str, key: str) -> str:
+    """``STORE.relay/KEY.new``, created empty: where a replacement of group ``key`` is built
+    (by a re-lay here, by :mod:`scatflow.store.upgrade`) before :func:`swap` puts it in place."""
+    new = os.path.join(work_dir(store_path), f"{key}.new")
+    os.makedirs(new)
+    return new
+
+
+def swap(store_path: str, key: str) -> None:
+    """Put the group built in :func:`new_dir` in the place of group ``key`` and delete the work
+    directory. Each rename is atomic; :func:`recover` handles a kill between them (the original
+    passes through ``KEY.old``)."""
+    work = work_dir(store_path)
+    src = os.path.join(store_path, key)
+    old, new = os.path.join(work, f"{key}.old"), os.path.join(work, f"{key}.new")
     os.rename(src, old)
     os.rename(new, src)
     shutil.rmtree(work)
@@ -150,7 +165,7 @@ def relay_array(arr: zarr.Array, src: str, dest: str, where: np.ndarray, n_chann
                          "cannot add a channel")
     meta["shape"][axis] = grid[axis] = n_channels
     for codec in meta.get("codecs", []):
-        if codec.get("name") == "sharding_indexed":  # the inner chunks span every channel too
+        if codec.get("name") == "sharding_indexed":  # format 2: the inner chunks span the channels too
             codec["configuration"]["chunk_shape"][axis] = n_channels
     os.makedirs(dest)
     with open(os.path.join(dest, "zarr.json"), "w") as fh:

@@ -45,6 +45,7 @@ from ..errors import StoreError
 from ..inputs.grid import Blocks
 from .encoding import ANALYSIS_GROUP, FLAT_KEYS, FORMAT, LEDGER_CHUNK, LEDGER_VARS, encoding, ledger_vars
 from .ledger import Ledger, read_ledger
+from .upgrade import check_format
 
 #: errno values that mean the output location cannot take more writes: stop the run.
 STORAGE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM}
@@ -134,7 +135,9 @@ class Store:
         """The root ``scatflow`` attribute ({} when there is no store)."""
         if not self.exists():
             return {}
-        return dict(self._root().attrs).get("scatflow", {})
+        attrs = dict(self._root().attrs)
+        check_format(self.path, attrs)  # a format-1 store: refused with the upgrade command
+        return attrs.get("scatflow", {})
 
     def design_differences(self, design: dict) -> list[str]:
         """``key: store has X, config has Y`` for each design key that differs ([] for a new store)."""

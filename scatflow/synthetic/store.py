@@ -16,6 +16,7 @@ from obspy import UTCDateTime
 from ..store import dataset
 from ..inputs.grid import Blocks
 from ..scattering.network import ScatteringNetwork
+from ..store.summary import block_summary
 from ..store.writer import Store
 
 
@@ -116,7 +117,7 @@ def write_store(path, stations: list[str], n_windows: int, *, layers: list[dict]
                         o[lo - k0:hi - k0] = np.nan
                     cov[lo - k0:hi - k0] = 0.0
             store.write_windows(key, k0, {**{f"order_{i + 1}": o for i, o in enumerate(orders)}, "coverage": cov})
-            marks.append({"block": b, "windows": k1 - k0, "summary": dataset.block_summary(ids, orders[0], cov)})
+            marks.append({"block": b, "windows": k1 - k0, "summary": block_summary(ids, cov, orders[0])})
         store.mark_blocks(key, marks)
     store.consolidate()
     return store

@@ -32,7 +32,7 @@ from ..inputs.inventory import load_inventory
 from ..inputs.preprocess import Preprocess
 from ..inputs.process import process
 from ..inputs.sources import Station, make_source
-from ..store.dataset import block_summary
+from ..store.summary import block_summary
 from ..store.ledger import consecutive
 from ..store.writer import STORAGE_ERRNOS, Store
 
@@ -173,7 +173,7 @@ class BlockResult:
     traceback: str = ""
     files: list = dataclasses.field(default_factory=list)
     notes: dict = dataclasses.field(default_factory=dict)
-    summary: dict = dataclasses.field(default_factory=dict)
+    summary: str = ""
 
     def mark(self) -> dict:
         """What the driver records in the block's ledger cells (:meth:`Store.mark_blocks`)."""
@@ -333,7 +333,7 @@ def _compute(task: BlockTask, b: int, result: BlockResult) -> dict:
         orders = compute_windows(net, params, grid, aligned.data, aligned.recorded, cov, task.threads)
     result.computed = int(computable.any(axis=1).sum())
     cov = cov.astype(np.float32)
-    result.summary = block_summary(st.channels, orders[0], cov)
+    result.summary = block_summary(st.channels, cov, orders[0])
     return {**{f"order_{i + 1}": o for i, o in enumerate(orders)}, "coverage": cov}
 
 

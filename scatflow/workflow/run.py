@@ -22,6 +22,7 @@ from .blocks import BlockResult, BlockTask, run_block
 from ..config import Config
 from ..errors import StoreError
 from ..store.ledger import consecutive
+from ..store.summary import LIST_KEPT, run_log
 from ..store.lock import now_iso
 from .plan import Design, Plan, make_plan
 from ..inputs.inventory import coordinates, load_inventory, units
@@ -29,12 +30,6 @@ from ..store.writer import Store, versions
 
 if T.TYPE_CHECKING:
     from .cluster import Cluster
-
-
-#: Run log entries kept in the root (older ones are dropped: the root stays small whatever the history).
-RUNS_KEPT = 20
-#: Items kept per list in a run log entry (failures, workers, notes): counts are always complete.
-LISTED = 10
 
 
 @dataclasses.dataclass
@@ -86,7 +81,7 @@ class Summary:
         return "\n".join(lines)
 
     def record(self, started: str) -> dict:
-        """The entry of this run in the store's run log: counts, and at most :data:`LISTED` of each
+        """The entry of this run in the store's run log: counts, and at most ``LIST_KEPT`` of each
         list (the ledger has every block's outcome; the log stays small)."""
         failed = sorted(self.failed, key=lambda r: (r.station, r.block))
         workers = sorted(w for w in self.workers if w)
@@ -96,15 +91,14 @@ class Summary:
             "blocks_done": self.done,
             "blocks_failed": len(failed),
             "blocks_no_data": len(self.no_data),
-            "failures": [{"station": r.station, "block": r.block, "error": r.error} for r in failed[:LISTED]],
-            "skipped": [{"station": k, "reason": w} for k, w in self.skipped[:LISTED]],
-            "refused": [{"station": k, "reason": w} for k, w in self.refused[:LISTED]],
-            "notes": [{"channel": k, "note": w} for k, w in self.notes[:LISTED]],
-            "counts": {"skipped": len(self.skipped), "refused": len(self.refused), "notes": len(self.notes)},
-            "workers": len(workers),
-            "worker_names": workers[:LISTED],
             "stacks": sorted(s for s in self.stacks if s),
             "seconds": round(self.seconds, 3),
+            "failures": [{"station": r.station, "block": r.block, "error": r.error} for r in failed[:LIST_KEPT]],
+            "workers_count": len(workers),
+            "workers": workers[:LIST_KEPT],
+            "skipped": [{"station": k, "reason": w} for k, w in self.skipped[:LIST_KEPT]],
+            "refused": [{"station": k, "reason": w} for k, w in self.refused[:LIST_KEPT]],
+            "notes": [{"channel": k, "note": w} for k, w in self.notes[:LIST_KEPT]],
         }
 
 
@@ -402,7 +396,7 @@ def _record(store: Store, entry: dict) -> None:
     """Append ``entry`` to the store's run log and consolidate the metadata (driver)."""
     try:
         runs = list(store.root_attrs().get("runs", []))
-        store.update_root(runs=(runs + [entry])[-RUNS_KEPT:])
+        store.update_root(runs=run_log(runs + [entry]))
         store.consolidate()
     except OSError as exc:
         raise StoreError(
