@@ -128,11 +128,13 @@ def cmd_run(args) -> int:
         if script:
             print(f"\njob script each {cfg.cluster['kind']} worker job would run (not submitted):\n{script}")
         return 0
-    with writer_lock(store.path), cluster.connect(cfg.cluster, log=log) as handle:
+    # The run plans first and asks for the cluster only when there is a block to compute: a
+    # night with nothing new submits no worker job.
+    with writer_lock(store.path), cluster.on_demand(cfg.cluster, log=log) as start_cluster:
         from .workflow.run import run
 
-        summary = run(cfg, handle, overwrite=args.overwrite, progress=Progress(enabled=not args.quiet), log=log,
-                      recheck_all=args.recheck_all)
+        summary = run(cfg, start_cluster, overwrite=args.overwrite, progress=Progress(enabled=not args.quiet),
+                      log=log, recheck_all=args.recheck_all)
     print(summary.text())
     print(f"store: {cfg.output['store']}")
     return 0 if summary.ok else 1

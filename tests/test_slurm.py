@@ -96,3 +96,35 @@ def test_worker_lifetime_shorter_than_run(sds_archive, tmp_path, monkeypatch):
     ds = xr.open_zarr(tmp_path / "slurm.zarr", group="X9.SV13.", consolidated=False)
     # Every window of the 12 h span written once.
     assert ds.block_done.values.sum() == ds.sizes["time"] == n_windows(12 * 3600, 40.0, 20.0)
+
+
+def last_job_id() -> int:
+    """The id SLURM gives a new job now (a held probe job, cancelled at once): ids are sequential,
+    so two probes one apart prove no job was submitted between them, finished or not."""
+    out = subprocess.run(["sbatch", "--parsable", "--hold", "-J", "scatflow-probe", "--wrap", "true"],
+                         capture_output=True, text=True, check=True, timeout=30)
+    job = int(out.stdout.strip().split(";")[0])
+    subprocess.run(["scancel", str(job)], check=True, timeout=30)
+    return job
+
+
+def test_a_run_with_nothing_to_compute_submits_no_job(sds_archive, tmp_path, monkeypatch, capsys):
+    """The run plans before it starts the cluster: the second run of a span already done submits
+    no worker job, and still records itself and prints its summary."""
+    root, _ = sds_archive
+    monkeypatch.chdir(tmp_path)
+    cfg = write_config(tmp_path / "slurm.toml", store="slurm.zarr", cluster=slurm_section(jobs=1), sds=root,
+                       select=("X9.SV13.*.*",), start="2015-12-04T22:00:00", end="2015-12-04T23:00:00",
+                       block_s=1800)
+    assert main(["run", str(cfg), "--quiet"]) == 0
+    assert all(":job=" in w for w in workers_of_last_run(tmp_path / "slurm.zarr"))  # the first run had jobs
+    capsys.readouterr()
+    before = last_job_id()
+    assert main(["run", str(cfg), "--quiet"]) == 0
+    after = last_job_id()
+    out = capsys.readouterr().out
+    assert after == before + 1, f"the run with nothing to compute submitted {after - before - 1} job(s)"
+    assert "done: 0 block(s)" in out and "slurm.zarr" in out
+    runs = zarr.open_group(tmp_path / "slurm.zarr", mode="r", use_consolidated=False).attrs["scatflow"]["runs"]
+    assert len(runs) == 2 and runs[-1]["blocks_done"] == 0 and runs[-1]["workers"] == []
+    assert not list(tmp_path.glob(".scatflow-tls-*"))

@@ -19,6 +19,7 @@ from obspy import UTCDateTime
 
 from ..errors import InputError
 from .grid import same_rate
+from .sdslayout import Layout
 from .wavefile import bad_files, file_digest, mislabelled, read_checked
 
 
@@ -248,36 +249,67 @@ class FileSource(Source):
 
 
 class SDSSource(Source):
-    """An SDS archive: channels listed and day files found by
-    :class:`obspy.clients.filesystem.sds.Client`, each file read and checked here."""
+    """An SDS archive ``ROOT/YEAR/NET/STA/CHA.D/NET.STA.LOC.CHA.D.YEAR.DOY``, planned from its
+    directories, the names of its day files and one header per channel; day files read as
+    ObsPy's SDS client reads them, each checked.
 
-    def __init__(self, root: str, select: list[str]):
+    Planning costs what the span touches, not what the archive holds. With ``Y`` the year
+    directories from the day before ``start`` to the day after ``end`` (every year when
+    ``start`` is None; every year from ``start`` on when ``end`` is None):
+
+    - :meth:`stations`: one ``scandir`` of ``ROOT``, then per year of ``Y`` one of ``YEAR``,
+      one per network and one per station (directories only, pruned by ``select`` code by
+      code), and one ``listdir`` per channel directory (the location code is only in the file
+      names); then one header read per channel, its first day file from the day before
+      ``start`` on (later files, then earlier ones, only when those are unreadable).
+    - :meth:`input_records` and :meth:`read`: one ``stat`` per channel and day of
+      ``[t0 - border, t1 + border]`` (the day-file names are built, as the client builds them).
+
+    Parameters
+    ----------
+    root : str
+        The archive's root directory.
+    select : list of str
+        ``NET.STA.LOC.CHA`` shell patterns.
+    start, end : str or UTCDateTime, optional
+        The span planned (``input.start``/``input.end``): bounds the years listed.
+    """
+
+    def __init__(self, root: str, select: list[str], start=None, end=None):
         from obspy.clients.filesystem.sds import Client
 
         if not os.path.isdir(root):
             raise InputError(f"input.sds: {root} is not a directory")
         self.root = root
         self.select = list(select)
-        self.client = Client(root)
+        self.start = None if start is None else UTCDateTime(start)
+        self.end = None if end is None else UTCDateTime(end)
+        # ObsPy's defaults: the day type and the file border of its day-file rule.
+        client = Client(root)
+        self.layout = Layout(root, self.select, self.start, self.end, client.sds_type,
+                             client.fileborder_seconds, client.fileborder_samples)
 
     def spec(self, station=None, t0=None, t1=None) -> dict:
         return {"kind": "sds", "root": self.root, "select": self.select}
 
     def stations(self, any_rate: bool = False) -> list[Station]:
-        """The stations of the archive's channels, from one readable header per channel.
+        """The stations of the archive's channels in the span's years, from one readable
+        header per channel.
 
-        A channel's files are tried in time order until one holds a record of that channel:
-        an empty, damaged or mislabelled file never stops the planning. A channel without any
-        such file joins its station at the station's rate (its files give no samples, or fail
-        the blocks that read them) and is noted in :attr:`notes`; a station none of whose
-        channels has one is refused in :attr:`unreadable`, with the files and reasons.
+        A channel's files are tried in time order from the span's start until one holds a
+        record of that channel (then the later files, then the earlier ones): an empty,
+        damaged or mislabelled file never stops the planning. A channel without any such
+        file joins its station at the station's rate (its files give no samples, or fail the
+        blocks that read them) and is noted in :attr:`notes`; a station none of whose channels
+        has one is refused in :attr:`unreadable`, with the files and reasons.
         """
-        ids = sorted(".".join(nslc) for nslc in self.client.get_all_nslc() if matches(".".join(nslc), self.select))
+        files = self.layout.span_files()
+        ids = sorted(files)
         if not ids:
             raise InputError(f"input.sds: no channel matches select={self.select} under {self.root}")
         extents, unrated = [], {}
         for seed_id in ids:
-            extent, bad = self._first_header(seed_id)
+            extent, bad = self._first_header(seed_id, files[seed_id])
             if extent is None:
                 unrated[seed_id] = bad
             else:
@@ -302,17 +334,11 @@ class SDSSource(Source):
             s.first_ns = s.last_ns = None
         return stations
 
-    def _channel_files(self, seed_id: str) -> list[str]:
-        """Every day file of ``seed_id`` in the archive, in time order."""
-        net, sta, loc, cha = seed_id.split(".")
-        pattern = os.path.join(self.root, "*", net, sta, f"{cha}.D", f"{net}.{sta}.{loc}.{cha}.D.*")
-        return sorted(glob.glob(pattern))
-
-    def _first_header(self, seed_id: str) -> tuple[Extent | None, list[tuple[str, str]]]:
+    def _first_header(self, seed_id: str, span_files) -> tuple[Extent | None, list[tuple[str, str]]]:
         """The first record header of ``seed_id`` in its files (only its rate is needed), and
         the (file, reason) of the files before it that could not give one."""
         bad = []
-        for path in self._channel_files(seed_id):
+        for _, _, path in self.layout.candidates(seed_id, span_files):
             try:
                 stream = read_checked(path, format="MSEED", headonly=True)
             except InputError as exc:
@@ -326,23 +352,23 @@ class SDSSource(Source):
             bad.append((path, mislabelled(stream, seed_id)))
         return None, bad
 
-    def _channel_paths(self, seed_id: str, t0: UTCDateTime, t1: UTCDateTime) -> list[str]:
-        net, sta, loc, cha = seed_id.split(".")
-        return sorted(p for p in self.client._get_filenames(net, sta, loc, cha, t0, t1) if os.path.isfile(p))
+    def input_records(self, station, t0, t1):
+        return [r for seed_id in station.channels for _, r in self.layout.records(seed_id, t0, t1)]
 
     def _paths(self, station, t0, t1):
-        return [p for seed_id in station.channels for p in self._channel_paths(seed_id, t0, t1)]
+        return [p for seed_id in station.channels for p, _ in self.layout.records(seed_id, t0, t1)]
 
     def read(self, station, t0, t1):
         """As ObsPy's SDS client (``get_waveforms(..., merge=None)``), file by file, with every
         file checked: an empty file holds no data; a damaged, truncated or mislabelled one (records
         of another SEED id than its path's, which the client would drop silently, making it look
         like an outage) raises an InputError naming it, failing only the blocks that read it."""
-        files = self.input_records(station, t0, t1)
+        files = []
         stream = obspy.Stream()
         for seed_id in station.channels:
-            for path in self._channel_paths(seed_id, t0, t1):
-                if os.path.getsize(path) == 0:
+            for path, record in self.layout.records(seed_id, t0, t1):
+                files.append(record)
+                if record["size"] == 0:
                     continue  # a ring-buffer archiver's placeholder: no data, as for ObsPy's client
                 part = read_checked(path, format="MSEED", starttime=t0, endtime=t1)
                 if any(tr.id != seed_id for tr in part):

@@ -228,6 +228,34 @@ def connect(cfg: T.Mapping, log=print) -> T.Iterator[Cluster]:
         handle.close()
 
 
+@contextlib.contextmanager
+def on_demand(cfg: T.Mapping, log=print) -> T.Iterator[T.Callable[[], Cluster]]:
+    """The cluster of the ``[cluster]`` config section, started when first asked for; closed
+    on exit when it was started.
+
+    A job-scheduler cluster (SLURM, PBS, SGE) or a running scheduler is started or joined only
+    when the returned function is first called: a run that has planned nothing to compute
+    submits no job and holds no worker. A local cluster starts at once, as it costs nothing
+    queued: its worker processes start in the background while the driver plans.
+
+    Yields
+    ------
+    callable
+        ``start()``: the :class:`Cluster` (started on the first call, the same one after).
+    """
+    with contextlib.ExitStack() as stack:
+        started: list[Cluster] = []
+
+        def start() -> Cluster:
+            if not started:
+                started.append(stack.enter_context(connect(cfg, log)))
+            return started[0]
+
+        if cfg.get("kind", "local") == "local":
+            start()
+        yield start
+
+
 def job_script(cfg: dict) -> str | None:
     """The job script a job-scheduler cluster would submit (None for other kinds)."""
     if cfg.get("kind") not in ("slurm", "pbs", "sge"):

@@ -224,7 +224,7 @@ def source_from_config(cfg: Config) -> Source:
     """The waveform source of the ``[input]`` section."""
     inp = cfg.input
     if inp["sds"] is not None:
-        return SDSSource(inp["sds"], inp["select"])
+        return SDSSource(inp["sds"], inp["select"], inp["start"], inp["end"])
     return FileSource(inp["paths"], inp["select"])
 
 
@@ -268,7 +268,10 @@ def make_plan(cfg: Config, store: Store, source: Source | None = None, fresh: bo
                 raise InputError(f"{st.channels[0]}: sampling rate {rate} Hz does not match the "
                                  f"design's {fixed_rate} Hz")
             check_station(pre, st, inventory, *span)  # settings that cannot apply to a channel
-            sp = _station_plan(design, source, st, states.get(st.key), *span, responses=responses,
+            state = states.get(st.key)
+            if state is not None and pre.sampling_rate is None:
+                st = group_rate(st, state)
+            sp = _station_plan(design, source, st, state, *span, responses=responses,
                                recheck_all=recheck_all, recheck_ns=recheck_ns)
         except (ConfigError, InputError, StoreError) as exc:
             # One station's problem (an off-nominal rate, channels that changed...) never stops the others.
@@ -362,6 +365,18 @@ def _station_plan(design: Design, source: Source, st: Station, state: StationSta
     recomputed = [b for b in todo if ledger.done[b] > 0]
     return StationPlan(st, grid, blocks, n_old, (k_lo, k_hi), todo, len(in_span) - len(todo), dict(why), added,
                        shard, recomputed)
+
+
+def group_rate(st: Station, state: StationState) -> Station:
+    """Station ``st`` at the sampling rate its store group was laid out at.
+
+    A source's rate comes from one header (an SDS archive's at the span's start): after an
+    upgrade it differs from the group's, and windows of another rate must never be written
+    under the group's frequencies. At the group's rate the blocks holding the new rate fail,
+    naming the change, as a fresh run over the whole archive has them.
+    """
+    rate = float(state.attrs.get("sampling_rate_hz", st.sampling_rate))
+    return st if same_rate(rate, st.sampling_rate) else dataclasses.replace(st, sampling_rate=rate)
 
 
 def store_channels(st: Station, stored: list[str], select: list[str]) -> Station:

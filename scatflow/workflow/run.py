@@ -332,17 +332,21 @@ def preflight(cfg: Config, overwrite: bool = False) -> Store:
     return store
 
 
-def run(cfg: Config, cluster: "Cluster", overwrite: bool = False, progress=None, log=print,
+def run(cfg: Config, cluster: T.Callable[[], "Cluster"], overwrite: bool = False, progress=None, log=print,
         recheck_all: bool = False) -> Summary:
     """Plan, prepare the store, run every missing block, record the run.
 
     The caller holds the store's writer lock (:func:`scatflow.store.lock.writer_lock`)
-    and has made the :func:`preflight` checks, both before starting the cluster.
+    and has made the :func:`preflight` checks, both before starting the cluster. The
+    cluster is asked for only once the plan has a task: a run with nothing to compute
+    starts (or submits) nothing, and still records itself.
 
     Parameters
     ----------
     cfg : Config
-    cluster : scatflow.workflow.cluster.Cluster
+    cluster : callable
+        Returns the started :class:`scatflow.workflow.cluster.Cluster` (the caller closes it),
+        e.g. what :func:`scatflow.workflow.cluster.on_demand` yields.
     overwrite : bool
         Delete the store first and recompute everything.
     progress : callable(done, total), optional
@@ -366,10 +370,14 @@ def run(cfg: Config, cluster: "Cluster", overwrite: bool = False, progress=None,
         raise StoreError(f"output store {store.path} cannot be written ({exc.strerror or exc})") from None
     log(f"plan: {plan.tasks} block(s) to compute\n{plan.describe()}")
     summary = _summary(plan)
+    if not plan.tasks:  # nothing to compute: no cluster is started (no job is queued)
+        _record(store, summary.record(started))
+        return summary
     try:
+        handle = cluster()
         # A local cluster starts its workers while the driver plans: wait for them only now.
-        cluster.wait_ready()
-        execute(plan, cluster, progress, summary, log, token=f"{started} {time.time_ns()}")
+        handle.wait_ready()
+        execute(plan, handle, progress, summary, log, token=f"{started} {time.time_ns()}")
     except KeyboardInterrupt as stop:
         # Ctrl-C or SIGTERM: what is done is kept and marked; record it and leave a store that
         # default opens read (consolidated again), then let the caller say so in one line.
