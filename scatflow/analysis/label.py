@@ -23,7 +23,7 @@ from .stations import StationInput
 def _analysis_group(path: str, name: str, key: str) -> zarr.Group | None:
     from ..store.analysis_writer import AnalysisWriter
 
-    return AnalysisWriter(path)._station(name, key, mode="r")
+    return AnalysisWriter(path).station_group(name, key, mode="r")
 
 
 def chunks_to_label(path: str, name: str, s: StationInput) -> list[int]:

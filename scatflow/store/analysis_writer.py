@@ -68,7 +68,8 @@ class AnalysisWriter:
         g.attrs.clear()
         g.attrs.update(attrs)
 
-    def _station(self, name: str, key: str, mode: str = "r+") -> zarr.Group | None:
+    def station_group(self, name: str, key: str, mode: str = "r+") -> zarr.Group | None:
+        """The Zarr group ``analysis/<name>/<key>`` (None when absent)."""
         try:
             return zarr.open_group(zarr_store(self.path), path=self.group(name, key), mode=mode,
                                    use_consolidated=False)
@@ -86,7 +87,7 @@ class AnalysisWriter:
         """
         import dask.array as da
 
-        g = self._station(name, key)
+        g = self.station_group(name, key)
         if g is not None and "time" in g:
             for var in ("time", "components", "cluster", "distance"):
                 arr = g[var]
@@ -120,7 +121,7 @@ class AnalysisWriter:
         """
         if k0 % chunk:
             raise StoreError(f"internal: analysis region starting at window {k0} is not aligned to chunks of {chunk}")
-        g = self._station(name, key)
+        g = self.station_group(name, key)
         k = out.shape[1] - 2
         k1 = k0 + out.shape[0]
         g["time"][k0:k1] = np.asarray(times_ns, dtype=np.int64)
@@ -150,7 +151,7 @@ class AnalysisWriter:
 
         if not blocks:
             return
-        g = self._station(name, key)
+        g = self.station_group(name, key)
         counts = np.asarray(counts, dtype=np.int64).reshape(len(blocks), -1)
         arr = self._per_block(g, "label_counts", n_blocks, counts.shape[1], np.int64)
         if "long_name" not in arr.attrs:
@@ -167,7 +168,7 @@ class AnalysisWriter:
 
         if not blocks:
             return
-        g = self._station(name, key)
+        g = self.station_group(name, key)
         stamps = np.asarray(stamps, dtype=np.int64)
         arr = self._per_block(g, "block_stamp", len(stamps), None, np.int64)
         for run in consecutive(blocks):
