@@ -360,3 +360,63 @@ def run_blocks_in_process(config: dict):
     plan, results = plan_and_run_in_process(parse_config(config))
     assert all(r.ok or r.no_data for r in results), [r.error for r in results if r.error]
     return plan
+
+
+# -- store requests -------------------------------------------------------------------------------
+def counting_store_class():
+    """A :class:`zarr.storage.WrapperStore` recording every request as ``(kind, key)`` in its
+    ``log`` (a list shared by the stores it derives), for :func:`scatflow.store.access.set_wrapper`."""
+    import zarr
+
+    class CountingStore(zarr.storage.WrapperStore):
+        def __init__(self, store, log: list):
+            super().__init__(store)
+            self.log = log
+
+        def _with_store(self, store):
+            return type(self)(store, self.log)
+
+        async def get(self, key, prototype, byte_range=None):
+            self.log.append(("get", key))
+            return await self._store.get(key, prototype, byte_range)
+
+        async def get_partial_values(self, prototype, key_ranges):
+            key_ranges = list(key_ranges)
+            self.log.extend(("get", k) for k, _ in key_ranges)
+            return await self._store.get_partial_values(prototype, key_ranges)
+
+        async def exists(self, key):
+            self.log.append(("exists", key))
+            return await self._store.exists(key)
+
+        async def set(self, key, value):
+            self.log.append(("set", key))
+            return await self._store.set(key, value)
+
+        def list(self):
+            self.log.append(("list", ""))
+            return self._store.list()
+
+        def list_prefix(self, prefix):
+            self.log.append(("list", prefix))
+            return self._store.list_prefix(prefix)
+
+        def list_dir(self, prefix):
+            self.log.append(("list", prefix))
+            return self._store.list_dir(prefix)
+
+    return CountingStore
+
+
+def counted_requests(fn):
+    """``fn()``'s result and every store request it made through ``scatflow.store.access``, as
+    ``(kind, key)`` pairs."""
+    from scatflow.store import access
+
+    log: list = []
+    cls = counting_store_class()
+    access.set_wrapper(lambda store: cls(store, log))
+    try:
+        return fn(), log
+    finally:
+        access.set_wrapper(None)

@@ -217,6 +217,8 @@ def test_grown_store_labels_only_new_windows_with_the_stored_model(tmp_path):
                                     before[key].isel(time=slice(0, 450)).drop_dims("block"))
         ref = m.apply(raw_features(big, key, m))
         np.testing.assert_array_equal(after.cluster.values, ref[:, -2].astype(int))
+        # The new windows' times are the station's (from its grid, not left at the fill value).
+        np.testing.assert_array_equal(after.time.values, xr.open_zarr(big, group=key, consolidated=False).time.values)
     # Nothing new: nothing labelled, except the partial last chunk (N = 10 x 90: none).
     assert analyze(cfg_of(big, sample=10000), log=lambda m: None).labelled_now == 0
 

@@ -20,7 +20,7 @@ import typing as T
 from ..errors import ConfigError, InputError, StoreError
 from .features import FLOAT32_NOISE
 from .fit import fit_model
-from .label import apply_model, chunks_to_label
+from .label import apply_model, chunks_to_label, count_stored, counts_missing
 from .layout import joint_layout
 from .model import Model
 from .stations import select_stations, station_inputs
@@ -139,19 +139,32 @@ def analyze(cfg, *, refit: bool = False, explore: T.Sequence[int] | None = None,
             else:
                 members, model, records[rec_key] = _fit_and_write(writer, name, key, members, acfg, log, summary)
             for s in members:
-                chunks = chunks_to_label(reader, name, s)
-                log(f"analyze: labelling {s.key}: {len(chunks)} chunk(s) of {s.chunk} windows")
-                summary.labelled_now += apply_model(writer, name, model, s, chunks)
-                # After the labels: a crash in between leaves old stamps, so those chunks are labelled again.
-                writer.write_stamps(name, s.key, s.stamps)
-                summary.stations.append(s.key)
+                _label_station(writer, name, model, s, summary, log)
         # The attributes last: a crash before this leaves an analysis the next run refits.
         writer.set_attrs(name, {"config": {k: acfg[k] for k in MODEL_KEYS}, "models": records,
                                 "joint": acfg["joint"]})
         store.consolidate()
-    summary.count_labels(StoreReader(path))
+    summary.count_labels(StoreReader(path))  # from the stored per-block counts: no label is read
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _label_station(writer, name: str, model: Model, s, summary: Summary, log) -> None:
+    """Label the blocks of station ``s`` written since they were labelled, then record their
+    counts, then their stamps: a crash before the stamps leaves old ones, so those blocks are
+    labelled again and their counts replaced (never added to)."""
+    chunks = chunks_to_label(writer.path, name, s)
+    log(f"analyze: labelling {s.key}: {len(chunks)} chunk(s) of {s.chunk} windows")
+    n_blocks = len(s.stamps)
+    old = counts_missing(writer.path, name, s, chunks)
+    if old:  # an analysis written before label_counts existed: its stored labels are counted once
+        writer.write_counts(name, s.key, old, count_stored(writer.path, name, s, old, len(model.centroids) + 1),
+                            n_blocks)
+    written, counts = apply_model(writer, name, model, s, chunks)
+    summary.labelled_now += written
+    writer.write_counts(name, s.key, sorted(chunks), counts, n_blocks)
+    writer.write_stamps(name, s.key, sorted(chunks), s.stamps)
+    summary.stations.append(s.key)
 
 
 def _stored_model(reader, name: str, key: str | None, members: list, log_floor: float) -> Model:

@@ -1,66 +1,111 @@
-"""Labelling windows with a model: which chunks need it, and writing their
-components, cluster and distance to ``analysis/<name>/<station>``.
+"""Labelling windows with a model: which blocks need it, and writing their
+components, cluster, distance and per-block label counts to
+``analysis/<name>/<station>``.
 
-Chunks are the station group's blocks. A chunk is labelled again when its
-block's ledger stamp differs from the one recorded when it was labelled
-(its block was written since), so an analysis follows its store's updates.
+Chunks are the station group's blocks. A block is labelled again when its
+ledger stamp differs from the one recorded when it was labelled (its block was
+written since), so an analysis follows its store's updates. What to label is
+found from the two stamp arrays and array shapes alone, and only those blocks
+are read and written: an analysis run on a store grown by a day costs the
+day, not the store (README, "Analysis").
 """
 
 from __future__ import annotations
 
 import numpy as np
+import zarr
 
-from ..store.ledger import consecutive
+from ..store.access import zarr_store
 from .model import Model
 from .stations import StationInput
 
 
-def _apply_chunk(raw: np.ndarray, model: Model) -> np.ndarray:
-    return model.apply(raw)
+def _analysis_group(path: str, name: str, key: str) -> zarr.Group | None:
+    from ..store.analysis_writer import AnalysisWriter
+
+    return AnalysisWriter(path).station_group(name, key, mode="r")
 
 
-def chunks_to_label(reader, name: str, s: StationInput) -> list[int]:
-    """Chunks (blocks) of station ``s`` to label: those at or after the analysed end, and earlier ones
+def chunks_to_label(path: str, name: str, s: StationInput) -> list[int]:
+    """Blocks of station ``s`` to label: those with windows past the labelled end, and earlier ones
     whose ledger stamp differs from the one recorded when they were labelled (their block was
-    written since: computed, recomputed from new data, or failed); every chunk when the analysis
-    recorded no stamps (written before they existed)."""
+    written since: computed, recomputed from new data, or failed); every block when the analysis
+    recorded no stamps (written before they existed). Reads the analysis's ``block_stamp`` and
+    array metadata only."""
     nchunks = -(-s.n // s.chunk)
-    if s.key not in reader.analysis_stations(name):
+    g = _analysis_group(path, name, s.key)
+    if g is None or "cluster" not in g or "block_stamp" not in g:
         return list(range(nchunks))
-    res = reader.analysis(name, s.key)
-    if "block_stamp" not in res:
-        return list(range(nchunks))
-    labelled = np.asarray(res["block_stamp"].values, dtype=np.int64)
-    n_labelled = min(int(res.sizes["time"]), len(labelled) * s.chunk)
-    # A chunk with windows past the labelled end (new, or the old partial last one) is labelled whole.
-    return [c for c in range(nchunks) if min((c + 1) * s.chunk, s.n) > n_labelled or labelled[c] != s.stamps[c]]
+    labelled = np.zeros(nchunks, dtype=np.int64)
+    got = np.asarray(g["block_stamp"][:], dtype=np.int64)[:nchunks]
+    labelled[: len(got)] = got
+    n_labelled = min(int(g["cluster"].shape[0]), len(got) * s.chunk)
+    # A block with windows past the labelled end (new, or the old partial last one) is labelled whole.
+    ends = np.minimum((np.arange(nchunks, dtype=np.int64) + 1) * s.chunk, s.n)
+    return np.flatnonzero((ends > n_labelled) | (labelled != s.stamps[:nchunks])).tolist()
 
 
-def apply_model(writer, name: str, model: Model, s: StationInput, chunks: list[int]) -> int:
-    """Label chunks ``chunks`` of station ``s`` with ``model`` and write them through ``writer`` (a
-    :class:`~scatflow.store.analysis_writer.AnalysisWriter`); returns windows written."""
-    import dask.array as da
-    import xarray as xr
+def counts_missing(path: str, name: str, s: StationInput, todo: list[int]) -> list[int]:
+    """Blocks outside ``todo`` whose label counts were never recorded (an analysis written before
+    ``label_counts`` existed): their stored labels are counted once (:func:`count_stored`)."""
+    g = _analysis_group(path, name, s.key)
+    if g is None or "label_counts" in g or "cluster" not in g:
+        return []
+    skip = set(todo)
+    return [b for b in range(-(-s.n // s.chunk)) if b not in skip]
 
+
+def count_stored(path: str, name: str, s: StationInput, blocks: list[int], width: int) -> np.ndarray:
+    """Label counts (block, ``width``) of the stored labels of ``blocks`` (column 0: -1)."""
+    cluster = _analysis_group(path, name, s.key)["cluster"]
+    out = np.zeros((len(blocks), width), dtype=np.int64)
+    for i, b in enumerate(blocks):
+        out[i] = np.bincount(np.asarray(cluster[b * s.chunk:(b + 1) * s.chunk]) + 1, minlength=width)
+    return out
+
+
+def _label_block(path: str, name: str, key: str, model: Model, perm: list[int], order_2: bool,
+                 k0: int, k1: int, chunk: int, complete: bool, times_ns: np.ndarray) -> np.ndarray:
+    """Label windows ``k0 .. k1`` (one block) of station ``key`` and write them (a task); returns
+    the block's label counts (column 0: -1)."""
+    from ..store.analysis_writer import AnalysisWriter
+
+    n_features = model.unmixing.shape[1]
+    if complete:
+        g = zarr.open_group(zarr_store(path), path=key, mode="r", use_consolidated=False)
+        parts = [np.asarray(g["order_1"][k0:k1])[:, perm, :].reshape(k1 - k0, -1)]
+        if order_2:
+            parts.append(np.asarray(g["order_2"][k0:k1])[:, perm, :, :].reshape(k1 - k0, -1))
+        raw = np.concatenate(parts, axis=1).astype(np.float64)
+    else:
+        # The ledger, not the values, says which windows hold results (a failed block of a store
+        # written before failures cleared their data still holds its old numbers): none read.
+        raw = np.full((k1 - k0, n_features), np.nan)
+    out = model.apply(raw)
+    AnalysisWriter(path).write_block(name, key, k0, chunk, times_ns, out)
     k = model.unmixing.shape[0]
-    raw = s.raw(model.layout)
-    out = da.map_blocks(_apply_chunk, raw, model, chunks=(raw.chunks[0], (k + 2,)), dtype=np.float64)
-    times = s.ds["time"]
-    written = 0
-    for c0, c1 in ((g[0], g[-1] + 1) for g in consecutive(chunks)):
-        a, b = c0 * s.chunk, min(c1 * s.chunk, s.n)
-        part = out[a:b]
-        ds = xr.Dataset(
-            {
-                "components": (("time", "component"), part[:, :k],
-                               {"long_name": "independent components (X - mean) @ unmixing.T"}),
-                "cluster": (("time",), part[:, k].astype(np.int32),
-                            {"long_name": "KMeans label, -1 = no features"}),
-                "distance": (("time",), part[:, k + 1],
-                             {"long_name": "Euclidean distance to the cluster's centroid, component units"}),
-            },
-            coords={"time": times.isel(time=slice(a, b)).values, "component": np.arange(k)},
-        )
-        writer.write_windows(name, s.key, ds, a, s.chunk)
-        written += b - a
-    return written
+    return np.bincount(out[:, k].astype(np.int64) + 1, minlength=len(model.centroids) + 1)
+
+
+def apply_model(writer, name: str, model: Model, s: StationInput, chunks: list[int]) -> tuple[int, np.ndarray]:
+    """Label blocks ``chunks`` of station ``s`` with ``model`` and write them through ``writer`` (a
+    :class:`~scatflow.store.analysis_writer.AnalysisWriter`), one task per block (Dask: the
+    cluster when one is connected); returns the windows written and each block's label counts
+    (one row per block of ``sorted(chunks)``, clusters + 1 columns; column 0 counts -1). Counts and stamps are the caller's to record."""
+    import dask
+
+    width = len(model.centroids) + 1
+    if not chunks:
+        return 0, np.zeros((0, width), dtype=np.int64)
+    writer.prepare_windows(name, s.key, s.n, s.chunk, model.unmixing.shape[0], lambda: s.times_ns(0, s.n))
+    perm = s.permutation(model.layout)
+    shared = dask.delayed(model)  # one key: the model is sent once, not with every task
+    tasks, written = [], 0
+    for b in sorted(chunks):
+        k0, k1 = b * s.chunk, min((b + 1) * s.chunk, s.n)
+        tasks.append(dask.delayed(_label_block, pure=False)(
+            writer.path, name, s.key, shared, perm, s.has_order_2, k0, k1, s.chunk,
+            bool(s.complete is None or s.complete[b]), s.times_ns(k0, k1)))
+        written += k1 - k0
+    counts = dask.compute(*tasks)
+    return written, np.stack(counts).astype(np.int64)

@@ -1,17 +1,24 @@
 """The stations an analysis reads: selected by pattern, each group's coefficients
 (lazy) with the ledger facts the analysis needs (which blocks are complete,
 their stamps), and its channels named as the model matches them.
+
+Only metadata and the two ledger arrays ``block_done`` and ``block_stamp`` are
+read here: an incremental ``analyze`` must cost what is new, so neither the
+``time`` index nor any coefficient chunk is opened until a fit or a label
+asks for it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import functools
 import typing as T
 
 import numpy as np
 
 from ..errors import InputError
+from ..inputs.grid import Blocks
 from .layout import Layout
 
 
@@ -23,8 +30,8 @@ class StationInput:
     ----------
     key : str
         ``NET.STA.LOC``.
-    ds : xarray.Dataset
-        The station group, lazy.
+    group : zarr.Group
+        The station group (metadata and the arrays a label task reads).
     chunk : int
         Windows per block (the analysis labels block by block).
     min_coverage : float
@@ -35,39 +42,75 @@ class StationInput:
         Per block, the ledger's ``block_stamp`` (0 when the store has none).
     match : str
         ``"code"`` or ``"component"`` (``analysis.match``).
+    reader : StoreReader
+        Opens :attr:`ds` when a fit needs it.
     """
 
     key: str
-    ds: T.Any  # xr.Dataset, lazy
+    group: T.Any  # zarr.Group
     chunk: int
     min_coverage: float
     complete: np.ndarray = None
     stamps: np.ndarray = None
     match: str = "code"
+    reader: T.Any = None
 
-    @property
+    @functools.cached_property
+    def ds(self):
+        """The station group as a lazy xarray Dataset (opening it reads the whole ``time`` index:
+        only fitting and its diagnostics ask)."""
+        return self.reader.dataset(self.key)
+
+    @functools.cached_property
     def n(self) -> int:
-        return int(self.ds.sizes["time"])
+        return int(self.group["time"].shape[0])
+
+    @functools.cached_property
+    def channel_ids(self) -> list[str]:
+        """SEED ids ``NET.STA.LOC.CHA``, in the group's order."""
+        return [str(c) for c in self.group["channel"][:]]
 
     @property
     def codes(self) -> list[str]:
-        full = [str(c).split(".")[-1] for c in self.ds["channel"].values]
+        full = [c.split(".")[-1] for c in self.channel_ids]
         return [c[-1:] for c in full] if self.match == "component" else full
 
     @property
     def dtype(self) -> np.dtype:
-        return np.dtype(self.ds["order_1"].dtype)
+        return np.dtype(self.group["order_1"].dtype)
+
+    @property
+    def has_order_2(self) -> bool:
+        return "order_2" in self.group
 
     def layout(self) -> Layout:
-        f2 = np.asarray(self.ds["f2"].values, dtype=float) if "order_2" in self.ds else None
-        return Layout(tuple(self.codes), np.asarray(self.ds["f1"].values, dtype=float), f2, self.match)
+        f2 = np.asarray(self.group["f2"][:], dtype=float) if self.has_order_2 else None
+        return Layout(tuple(self.codes), np.asarray(self.group["f1"][:], dtype=float), f2, self.match)
+
+    def permutation(self, layout: Layout) -> list[int]:
+        """The group's channel index of each of ``layout``'s codes."""
+        return [self.codes.index(c) for c in layout.codes]
+
+    def times_ns(self, k0: int, k1: int) -> np.ndarray:
+        """Start times (int64 ns since 1970) of windows ``k0 .. k1-1``, from the group's grid
+        attributes (as the run that wrote them computed them); read from ``time`` (those windows
+        only) in a group written without them."""
+        from ..inputs.grid import Grid
+
+        a = self.group.attrs
+        if all(k in a for k in ("grid_origin_ns", "sampling_rate_hz", "bins", "hop_samples")):
+            grid = Grid(int(a["grid_origin_ns"]), float(a["sampling_rate_hz"]), int(a["bins"]), int(a["hop_samples"]))
+            return grid.start_ns(np.arange(k0, k1))
+        from ..store.reader import decode_times
+
+        return decode_times(self.group["time"], slice(k0, k1)).astype(np.int64)
 
     def raw(self, layout: Layout, dtype=np.float64):
         """The raw coefficients in ``layout``'s feature order, a Dask array (time, feature) in ``dtype``
         (None: the store's), chunked like the store along time; NaN in blocks not complete."""
         import dask.array as da
 
-        perm = [self.codes.index(c) for c in layout.codes]
+        perm = self.permutation(layout)
         parts = [self.ds["order_1"].data[:, perm, :].reshape(self.n, -1)]
         if layout.f2 is not None:
             parts.append(self.ds["order_2"].data[:, perm, :, :].reshape(self.n, -1))
@@ -113,21 +156,25 @@ def station_inputs(reader, keys: list[str], skipped: list, match: str = "code") 
             skipped.append((key, f"not a scatflow station group (missing {', '.join(absent)})"))
             continue
         st = reader.station(key)
-        ds = reader.dataset(key)
         if st.n == 0:
             skipped.append((key, "no windows"))
             continue
-        chunk = st.blocks.chunk
-        blocks = st.blocks.count
-        complete = st.complete_blocks()
         g = st.group
-        stamps = np.zeros(blocks, dtype=np.int64)
+        chunk = int(st.attrs.get("block_windows") or g["coverage"].chunks[0])
+        blocks = Blocks(chunk, st.n)
+        # The ledger rule "done with all its windows" (StationGroup.complete_blocks) from block_done
+        # alone: the other ledger arrays are not needed here, and are not read.
+        done = np.zeros(blocks.count, dtype=np.int64)
+        got = np.asarray(g["block_done"][:], dtype=np.int64)[: blocks.count]
+        done[: len(got)] = got
+        complete = done == np.minimum(chunk, st.n - np.arange(blocks.count, dtype=np.int64) * chunk)
+        stamps = np.zeros(blocks.count, dtype=np.int64)
         if "block_stamp" in g:
-            got = np.asarray(g["block_stamp"][:], dtype=np.int64)[:blocks]
+            got = np.asarray(g["block_stamp"][:], dtype=np.int64)[: blocks.count]
             stamps[: len(got)] = got
-        s = StationInput(key, ds, chunk, float(st.attrs.get("min_coverage", 1.0)), complete, stamps, match)
+        s = StationInput(key, g, chunk, float(st.attrs.get("min_coverage", 1.0)), complete, stamps, match, reader)
         if match == "component":
-            ids = [str(c) for c in ds["channel"].values]
+            ids = s.channel_ids
             twice = [c for c in ids if s.codes.count(c.split(".")[-1][-1:]) > 1]
             if twice:
                 raise InputError(f"analysis.match = 'component': station {key} has several channels of one "

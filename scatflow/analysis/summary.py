@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
-
 
 @dataclasses.dataclass
 class Summary:
@@ -60,13 +58,13 @@ class Summary:
         return "\n".join(lines)
 
     def count_labels(self, reader) -> None:
-        """Add the windows and the windows per cluster of each labelled station, as stored in
-        ``analysis/<name>`` (read back through ``reader``, a :class:`~scatflow.store.reader.StoreReader`)."""
+        """Add the windows and the windows per cluster of each labelled station, as recorded in
+        ``analysis/<name>`` (its per-block label counts, read through ``reader``, a
+        :class:`~scatflow.store.reader.StoreReader`; no label is read)."""
         for key in self.stations:
-            labels = np.asarray(reader.analysis(self.name, key)["cluster"].values)
-            self.windows += len(labels)
+            windows, counts = reader.analysis_counts(self.name, key)
+            self.windows += windows
             sizes = self.model_sizes.setdefault(None if self.joint else key, {})
-            vals, counts = np.unique(labels, return_counts=True)
-            for v, c in zip(vals.tolist(), counts.tolist()):
+            for v, c in counts.items():
                 sizes[v] = sizes.get(v, 0) + c
         self.with_features = self.windows - self.cluster_sizes.get(-1, 0)

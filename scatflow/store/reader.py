@@ -23,9 +23,9 @@ from .writer import group_names, open_root, read_ledger
 from .upgrade import check_format
 
 
-def decode_times(arr: zarr.Array) -> np.ndarray:
-    """Window start times of a ``time`` array as ``datetime64[ns]``, whatever its encoding."""
-    raw = np.asarray(arr[:])
+def decode_times(arr: zarr.Array, sel: slice = slice(None)) -> np.ndarray:
+    """Window start times of a ``time`` array (windows ``sel``) as ``datetime64[ns]``, whatever its encoding."""
+    raw = np.asarray(arr[sel])
     units = arr.attrs.get("units", "")
     if raw.dtype.kind == "M":
         return raw.astype("datetime64[ns]")
@@ -229,6 +229,35 @@ class StoreReader:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             return xr.open_zarr(zarr_store(self.path), group=group, consolidated=False)
+
+    def analysis_counts(self, name: str, station: str) -> tuple[int, dict[int, int]]:
+        """Windows of station ``station`` in analysis ``name`` and its windows per label (-1: no
+        features; labels without windows left out), from the per-block ``label_counts``: read
+        without reading a label.
+
+        Raises
+        ------
+        StoreError
+            No such analysis or station, or an analysis written before counts were recorded
+            (``scatflow analyze`` records them).
+        """
+        g = self.analysis_group(name, station)
+        if "label_counts" not in g:
+            raise StoreError(f"{self.path}: analysis {name!r} of {station!r} has no label counts "
+                             "(written by an older scatflow); run scatflow analyze to record them")
+        windows = int(g["cluster"].shape[0])
+        arr = g["label_counts"]
+        totals = np.asarray(arr[: -(-windows // g["cluster"].chunks[0])], dtype=np.int64).sum(axis=0)
+        return windows, {j - 1: int(c) for j, c in enumerate(totals.tolist()) if c}
+
+    def analysis_group(self, name: str, station: str) -> zarr.Group:
+        """The Zarr group ``analysis/<name>/<station>`` (StoreError naming those there are, if absent)."""
+        group = f"{ANALYSIS_GROUP}/{name}/{station}"
+        try:
+            return zarr.open_group(zarr_store(self.path), path=group, mode="r", use_consolidated=False)
+        except FileNotFoundError:
+            self.analysis(name, station)  # raises, naming the analyses or stations there are
+            raise
 
     def analysis_model(self, name: str, station: str | None = None) -> xr.Dataset:
         """The model arrays of analysis ``name``: the joint model (``analysis/<name>``), or station

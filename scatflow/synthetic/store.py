@@ -90,37 +90,79 @@ def write_store(path, stations: list[str], n_windows: int, *, layers: list[dict]
     -------
     Store
     """
-    net = ScatteringNetwork(*layers, bins=int(window_s * sampling_rate), sampling_rate=sampling_rate)
+    net, design, origin = _design(layers, sampling_rate, window_s, hop_s, block_windows, dtype, start)
     store = Store(path)
-    design = {"layers": layers, "window_s": window_s, "hop_s": hop_s, "reduce": "median", "dtype": dtype,
-              "block_s": block_windows * hop_s, "min_coverage": 1.0}
     store.open_or_create(design)
-    origin = UTCDateTime(start)
     blocks = Blocks(block_windows, n_windows)
-    times = (np.int64(origin.ns) + np.arange(n_windows, dtype=np.int64) * int(hop_s * 1e9)).astype("datetime64[ns]")
     for s, key in enumerate(stations):
-        ids = [f"{key}.{c}" for c in channels]
-        attrs = dataset.attributes(net, "median", window_s, hop_s, {
-            "grid_origin_ns": int(origin.ns), "grid_origin": str(origin), "block_windows": block_windows,
-            "min_coverage": 1.0, "bins": int(window_s * sampling_rate), "hop_samples": int(hop_s * sampling_rate),
-            "synthetic": "scatflow.synthetic.store"})
-        store.create_group(key, dataset.template(net, times, ids, np.dtype(dtype), block_windows, attrs), blocks)
-        marks = []
-        for b in range(blocks.count):
-            k0, k1 = b * block_windows, min((b + 1) * block_windows, n_windows)
-            orders = coefficients(net, len(channels), k1 - k0, k0, k=k, seed=seed + s, dtype=dtype)
-            cov = np.ones((k1 - k0, len(channels)), dtype=np.float32)
-            if nan_windows is not None:
-                lo, hi = max(nan_windows.start, k0), min(nan_windows.stop, k1)
-                if lo < hi:
-                    for o in orders:
-                        o[lo - k0:hi - k0] = np.nan
-                    cov[lo - k0:hi - k0] = 0.0
-            store.write_windows(key, k0, {**{f"order_{i + 1}": o for i, o in enumerate(orders)}, "coverage": cov})
-            marks.append({"block": b, "windows": k1 - k0, "summary": block_summary(ids, cov, orders[0])})
-        store.mark_blocks(key, marks)
+        attrs = _attrs(net, window_s, hop_s, origin, block_windows, sampling_rate)
+        times = _times(origin, 0, n_windows, hop_s)
+        store.create_group(key, dataset.template(net, times, [f"{key}.{c}" for c in channels], np.dtype(dtype),
+                                                 block_windows, attrs), blocks)
+        _write_blocks(store, key, net, attrs, blocks, range(blocks.count), channels, hop_s, origin, dtype, k,
+                      seed + s, nan_windows)
     store.consolidate()
     return store
 
 
-__all__ = ["write_store", "coefficients", "regimes"]
+def extend_store(path, stations: list[str], n_windows: int, *, layers: list[dict], sampling_rate: float = 50.0,
+                 window_s: float = 40.0, hop_s: float = 20.0, block_windows: int = 1080,
+                 channels=("HHE", "HHN", "HHZ"), start: str = "2015-01-01", dtype: str = "float32", k: int = 4,
+                 seed: int = 0, nan_windows: slice | None = None) -> Store:
+    """Grow a store :func:`write_store` wrote (same arguments) to ``n_windows`` windows per station,
+    as a later run would: the time axis and ledger grow, and the old partial last block and the new
+    blocks are written (ending bitwise equal to :func:`write_store` of ``n_windows``)."""
+    net, design, origin = _design(layers, sampling_rate, window_s, hop_s, block_windows, dtype, start)
+    store = Store(path)
+    store.open_or_create(design)
+    store.drop_consolidated()
+    for s, key in enumerate(stations):
+        n_old = store.station_state(key).n_time
+        old, new = Blocks(block_windows, n_old), Blocks(block_windows, n_windows)
+        attrs = _attrs(net, window_s, hop_s, origin, block_windows, sampling_rate)
+        times = _times(origin, n_old, n_windows, hop_s)
+        store.extend_group(key, dataset.template(net, times, [f"{key}.{c}" for c in channels], np.dtype(dtype),
+                                                 block_windows, attrs), old, new)
+        _write_blocks(store, key, net, attrs, new, range(n_old // block_windows, new.count), channels, hop_s,
+                      origin, dtype, k, seed + s, nan_windows)
+    store.consolidate()
+    return store
+
+
+def _design(layers, sampling_rate, window_s, hop_s, block_windows, dtype, start):
+    net = ScatteringNetwork(*layers, bins=int(window_s * sampling_rate), sampling_rate=sampling_rate)
+    design = {"layers": layers, "window_s": window_s, "hop_s": hop_s, "reduce": "median", "dtype": dtype,
+              "block_s": block_windows * hop_s, "min_coverage": 1.0}
+    return net, design, UTCDateTime(start)
+
+
+def _attrs(net, window_s, hop_s, origin, block_windows, sampling_rate) -> dict:
+    return dataset.attributes(net, "median", window_s, hop_s, {
+        "grid_origin_ns": int(origin.ns), "grid_origin": str(origin), "block_windows": block_windows,
+        "min_coverage": 1.0, "bins": int(window_s * sampling_rate), "hop_samples": int(hop_s * sampling_rate),
+        "synthetic": "scatflow.synthetic.store"})
+
+
+def _times(origin, k0: int, k1: int, hop_s: float) -> np.ndarray:
+    return (np.int64(origin.ns) + np.arange(k0, k1, dtype=np.int64) * int(hop_s * 1e9)).astype("datetime64[ns]")
+
+
+def _write_blocks(store, key, net, attrs, blocks, which, channels, hop_s, origin, dtype, k, seed, nan_windows):
+    ids = [f"{key}.{c}" for c in channels]
+    marks = []
+    for b in which:
+        k0, k1 = blocks.range(b)
+        orders = coefficients(net, len(channels), k1 - k0, k0, k=k, seed=seed, dtype=dtype)
+        cov = np.ones((k1 - k0, len(channels)), dtype=np.float32)
+        if nan_windows is not None:
+            lo, hi = max(nan_windows.start, k0), min(nan_windows.stop, k1)
+            if lo < hi:
+                for o in orders:
+                    o[lo - k0:hi - k0] = np.nan
+                cov[lo - k0:hi - k0] = 0.0
+        store.write_windows(key, k0, {**{f"order_{i + 1}": o for i, o in enumerate(orders)}, "coverage": cov})
+        marks.append({"block": b, "windows": k1 - k0, "summary": block_summary(ids, cov, orders[0])})
+    store.mark_blocks(key, marks)
+
+
+__all__ = ["write_store", "extend_store", "coefficients", "regimes"]

@@ -1,0 +1,145 @@
+"""An incremental ``scatflow analyze`` costs what is new, not what is stored: the store requests it
+makes (counted through ``scatflow.store.access``), and its counts after an interrupted run."""
+
+import re
+import shutil
+
+import numpy as np
+import pytest
+import zarr
+from helpers import SMALL_LAYERS, counted_requests
+
+from scatflow.analysis.analyze import analyze
+from scatflow.config import parse_config
+from scatflow.store.analysis_writer import AnalysisWriter
+from scatflow.store.reader import StoreReader
+from scatflow.store.writer import Store
+from scatflow.synthetic.store import extend_store, write_store
+
+pytest.importorskip("sklearn")
+
+CHUNK = 20
+KEY = "X9.A."
+KW = dict(layers=SMALL_LAYERS, sampling_rate=20.0, block_windows=CHUNK, nan_windows=slice(30, 45))
+#: Label and coefficient arrays, whose chunks are one block each: ``<group>/<array>/c<sep><block>...``.
+CHUNK_KEY = re.compile(r"^(?P<group>analysis/ica/X9\.A\.|X9\.A\.)/(?P<array>order_1|order_2|coverage|time|components"
+                       r"|cluster|distance)/c[./](?P<block>\d+)")
+
+
+def cfg_of(store):
+    return parse_config({"input": {"paths": ["unused.mseed"]}, "network": {"layers": SMALL_LAYERS},
+                         "output": {"store": str(store)},
+                         "analysis": {"sample": 2000, "components": 2, "clusters": 3}})
+
+
+def quiet(cfg):
+    return analyze(cfg, log=lambda m: None)
+
+
+def chunk_requests(log):
+    """``(group, array, block)`` of every request for a chunk of a label or coefficient array."""
+    return [(m["group"], m["array"], int(m["block"])) for _, key in log if (m := CHUNK_KEY.match(key))]
+
+
+def grown_by_one_block(tmp_path, blocks):
+    """A store of ``blocks`` blocks, analysed, then grown by one block; its config."""
+    path = tmp_path / f"s{blocks}.zarr"
+    write_store(path, [KEY], blocks * CHUNK, **KW)
+    cfg = cfg_of(path)
+    quiet(cfg)
+    extend_store(path, [KEY], (blocks + 1) * CHUNK, **KW)
+    return cfg
+
+
+def test_a_new_block_costs_the_same_requests_whatever_the_store_holds(tmp_path):
+    """With one new block, analyze reads no stored label or coefficient chunk and makes as many
+    requests (the station's ledger arrays aside) on a store of 4N blocks as on one of N; with
+    nothing new, it reads no chunk of coefficients or labels at all."""
+    counts = {}
+    for blocks in (4, 16):
+        cfg = grown_by_one_block(tmp_path, blocks)
+        summary, log = counted_requests(lambda: quiet(cfg))
+        assert summary.labelled_now == CHUNK and not summary.fitted
+        touched = chunk_requests(log)
+        old = [t for t in touched if t[2] < blocks]
+        assert not old, f"{blocks} blocks: stored chunks read or written: {sorted(set(old))[:8]}"
+        # The new block: its coefficients read, its labels written; the station's time never read.
+        assert {(g, a) for g, a, b in touched if b == blocks} == {
+            (KEY, "order_1"), (KEY, "order_2"), ("analysis/ica/" + KEY, "components"),
+            ("analysis/ica/" + KEY, "cluster"), ("analysis/ica/" + KEY, "distance"), ("analysis/ica/" + KEY, "time")}
+        ledger = [key for _, key in log if key.startswith(f"{KEY}/block_")]
+        # Of the ledger, data of block_done and block_stamp only, each chunk once (the other arrays:
+        # metadata, as consolidating reads it); per chunk of LEDGER_CHUNK blocks in store format 2.
+        data = [k for k in ledger if not k.endswith("zarr.json")]
+        assert {k.split("/")[1] for k in data} == {"block_done", "block_stamp"}
+        assert len(data) == len(set(data))
+        counts[blocks] = len(log) - len(ledger)
+        # Nothing new: not one chunk of coefficients or labels.
+        summary, log = counted_requests(lambda: quiet(cfg))
+        assert summary.labelled_now == 0 and not chunk_requests(log)
+        assert summary.windows == (blocks + 1) * CHUNK
+    assert counts[16] == counts[4], counts
+
+
+def label_counts_of(path):
+    g = zarr.open_group(str(path), path=f"analysis/ica/{KEY}", mode="r")
+    return np.asarray(g["label_counts"][:]), np.asarray(g["cluster"][:])
+
+
+def summary_line(summary):
+    return re.sub(r"\d+ labelled in this run in [0-9.]+ s", "", summary.text())
+
+
+@pytest.mark.parametrize("killed_at", ["write_counts", "write_stamps"])
+def test_an_analyze_killed_after_its_labels_counts_each_window_once_after_the_next(tmp_path, monkeypatch, killed_at):
+    """Killed after writing a new block's labels (before its counts, or before its stamps), the next
+    analyze labels the block again and replaces its counts: the same counts and summary as an
+    analyze of the same store from scratch with the same model."""
+    cfg = grown_by_one_block(tmp_path, 4)
+    # A stored block written since it was labelled, too (a recompute that failed): labelled again.
+    store = Store(cfg.output["store"])
+    group = zarr.open_group(cfg.output["store"], path=KEY, mode="r")
+    store.write_windows(KEY, CHUNK, {name: np.full((CHUNK,) + group[name].shape[1:], 0.0 if name == "coverage" else np.nan,
+                                                   dtype=group[name].dtype) for name in ("order_1", "order_2", "coverage")})
+    store.mark_blocks(KEY, [{"block": 1, "windows": 0, "error": "a recompute that failed"}])
+
+    def killed(self, *args, **kwargs):
+        raise KeyboardInterrupt("killed")
+
+    real = getattr(AnalysisWriter, killed_at)
+    monkeypatch.setattr(AnalysisWriter, killed_at, killed)
+    with pytest.raises(KeyboardInterrupt):
+        quiet(cfg)
+    monkeypatch.setattr(AnalysisWriter, killed_at, real)
+    after = quiet(cfg)
+    assert after.labelled_now == 2 * CHUNK  # the new block and the rewritten one, once each
+    counts, labels = label_counts_of(cfg.output["store"])
+    # Reference: the same store labelled from scratch with the stored model.
+    fresh = tmp_path / "fresh.zarr"
+    shutil.copytree(cfg.output["store"], fresh)
+    shutil.rmtree(fresh / "analysis" / "ica" / KEY)
+    ref = quiet(cfg_of(fresh))
+    assert ref.labelled_now == 5 * CHUNK and not ref.fitted
+    ref_counts, ref_labels = label_counts_of(fresh)
+    np.testing.assert_array_equal(labels, ref_labels)
+    np.testing.assert_array_equal(counts, ref_counts)
+    per_block = np.stack([np.bincount(labels[b * CHUNK:(b + 1) * CHUNK] + 1, minlength=counts.shape[1])
+                          for b in range(5)])
+    np.testing.assert_array_equal(counts, per_block)
+    assert summary_line(after) == summary_line(ref)
+    assert after.cluster_sizes[-1] == CHUNK + 5 and sum(after.cluster_sizes.values()) == 5 * CHUNK
+
+
+def test_an_analysis_without_label_counts_counts_its_stored_labels_once(tmp_path):
+    """An analysis written before label counts existed is not labelled again: its stored labels are
+    counted once, and the summary is the one it printed."""
+    path = tmp_path / "s.zarr"
+    write_store(path, [KEY], 5 * CHUNK, **KW)
+    first = quiet(cfg_of(path))
+    shutil.rmtree(path / "analysis" / "ica" / KEY / "label_counts")
+    again = quiet(cfg_of(path))
+    assert again.labelled_now == 0
+    assert again.model_sizes == first.model_sizes and again.windows == first.windows == 5 * CHUNK
+    counts, labels = label_counts_of(path)
+    assert counts.sum() == 5 * CHUNK and counts[1, 0] == CHUNK - 10  # block 1: windows 30..39 have no features
+    assert StoreReader(path).analysis_counts("ica", KEY) == (5 * CHUNK, first.model_sizes[None])
