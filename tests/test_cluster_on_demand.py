@@ -25,7 +25,7 @@ def test_a_run_with_nothing_to_compute_never_asks_for_a_cluster(tmp_path):
         raise AssertionError("a run with nothing to compute asked for a cluster")
 
     summary = run(cfg, start_cluster, log=lines.append)
-    assert asked == [] and summary.ok and summary.done == [] and summary.failed == []
+    assert asked == [] and summary.ok and summary.done == 0 and summary.failed == []
     assert "plan: 0 block(s) to compute" in lines[0] and summary.text().startswith("done: 0 block(s)")
     (entry,) = zarr.open_group(str(tmp_path / "out.zarr"), mode="r").attrs["scatflow"]["runs"]
     assert entry["blocks_done"] == 0 and entry["workers"] == []

@@ -317,9 +317,16 @@ class Store:
         chunk-aligned) into group ``key`` (worker). The Zarr arrays are opened once per worker
         process, group and ``token`` (the run: no metadata changes during a run), so a block
         costs its data writes only."""
-        opened = _arrays(self.path, key, token, tuple(sorted(arrays)))
+        names = tuple(sorted(arrays))
+        opened = _arrays(self.path, key, token, names)
+        end = k0 + max(len(v) for v in arrays.values())
+        if any(opened[name].shape[0] < end for name in names):
+            _arrays.cache_clear()  # grown since cached (a later run in this process): open again
+            opened = _arrays(self.path, key, token, names)
         for name, values in arrays.items():
             arr = opened[name]
+            if arr.shape[0] < k0 + len(values):  # Zarr would drop the windows past the end silently
+                raise StoreError(f"internal: {key}/{name} holds {arr.shape[0]} windows, not {k0 + len(values)}")
             arr[k0 : k0 + len(values)] = values
 
     # -- the ledger (driver) ------------------------------------------------------------

@@ -15,7 +15,8 @@ import typing as T
 import numpy as np
 from obspy import UTCDateTime
 
-from .blocks import BlockParams, BlockTask, station_network
+from .blocks import BlockTask, station_network
+from .design import Design
 from ..config import Config
 from ..scattering.design import load_network
 from ..errors import ConfigError, InputError, StoreError
@@ -25,76 +26,10 @@ from ..scattering.network import ScatteringNetwork
 from ..inputs.prechecks import check_station
 from ..inputs.epochs import Responses
 from ..inputs.inventory import load_inventory
-from ..inputs.preprocess import Preprocess
 from ..inputs.sources import FileSource, SDSSource, Source, Station, matches
 from ..store.encoding import shard_blocks
 from ..store.writer import StationState, Store
 
-
-
-@dataclasses.dataclass(frozen=True)
-class Design:
-    """What must be identical between the runs that write one store (its identity).
-
-    Attributes
-    ----------
-    layers : tuple of dict
-        Canonical bank keywords per layer (``quality = 2`` and ``2.0`` are one design).
-    window_s, hop_s, block_s : float
-        Window, hop and block durations, seconds.
-    reduce : str
-        Pooling: median, max or mean.
-    dtype : str
-        float32 or float64.
-    min_coverage : float
-        Fraction of recorded samples a window needs.
-    preprocess : Preprocess
-        The ``[preprocess]`` steps (part of the identity only when they change samples).
-    """
-
-    layers: tuple
-    window_s: float
-    hop_s: float
-    reduce: str
-    dtype: str
-    block_s: float
-    min_coverage: float
-    preprocess: Preprocess = Preprocess()
-
-    @classmethod
-    def from_config(cls, cfg: Config) -> "Design":
-        """The design of a validated configuration (layers from ``network.design`` if given)."""
-        net = cfg.network
-        if net["layers"] is None:
-            layers = load_network(net["design"]).design()["layers"]
-        else:
-            layers = [
-                {"octaves": int(l["octaves"]), "resolution": int(l["resolution"]), "quality": float(l["quality"]),
-                 "normalize_wavelet": l.get("normalize_wavelet")}
-                for l in net["layers"]
-            ]
-        return cls(tuple(layers), net["window_s"], cfg.hop_s, net["reduce"], cfg.output["dtype"],
-                   cfg.output["block_s"], net["min_coverage"], Preprocess.from_section(cfg.preprocess))
-
-    def record(self) -> dict:
-        """The JSON record kept in the store's root attributes and compared key by key."""
-        record = {
-            "layers": [dict(layer) for layer in self.layers],
-            "window_s": self.window_s,
-            "hop_s": self.hop_s,
-            "reduce": self.reduce,
-            "dtype": self.dtype,
-            "block_s": self.block_s,
-            "min_coverage": self.min_coverage,
-        }
-        if self.preprocess.active:
-            # Absent without preprocessing, so stores written before it existed keep their identity.
-            record["preprocess"] = self.preprocess.record()
-        return record
-
-    def params(self) -> BlockParams:
-        """What a worker needs to compute a block of this design."""
-        return BlockParams.make(list(self.layers), self.reduce, self.dtype, self.min_coverage, self.preprocess)
 
 
 @dataclasses.dataclass
