@@ -387,6 +387,7 @@ def main(argv=None) -> None:
     sizes = parse_sizes(args.sizes)
     if len(sizes) < 3:
         parser.error("--sizes: give at least three sizes (three coefficients are fitted)")
+    print(environment().splitlines()[0], flush=True)
     work = Path(args.workdir)
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     t0 = time.perf_counter()
