@@ -20,7 +20,10 @@ def fit(blocks, stations, values) -> tuple[float, float, float]:
     norm = np.linalg.norm(x, axis=0)
     norm[norm == 0] = 1.0
     coef, _ = nnls(x / norm, y)
-    return tuple(float(c) for c in coef / norm)
+    coef = coef / norm
+    # Terms worth less than a millionth of the largest value at the measured sizes are rounding.
+    coef[np.abs(coef * np.abs(x).max(axis=0)) < 1e-6 * max(np.abs(y).max(), 1e-300)] = 0.0
+    return tuple(float(c) for c in coef)
 
 
 def predict(coef, blocks: float, stations: float) -> float:

@@ -338,7 +338,7 @@ def report(sizes, results, args) -> None:
     add("store dirs", [results[s]["files"][0]["dirs"] for s in sizes], fb, "")
     # Totals of the full build against the blocks it computed: b is the driver's cost per computed block.
     built = [results[s]["build"][0]["computed"] for s in sizes]
-    for key, unit in (("cpu", "s"), ("rss", "MB"), ("peak", "MB"), ("total", "")):
+    for key, unit in (("cpu", "s"), ("rss", "MB"), ("total", "")):
         add(f"build (all blocks) driver {key if key != 'total' else 'requests'}",
             [results[s]["build"][0][key] for s in sizes], built, unit)
     rows.append(("nightly +1 day: run + info + analyze cpu", "sum of the three", human(nightly_cpu, "s")))
