@@ -66,20 +66,24 @@ TARGET_BLOCKS = TARGET_STATIONS * TARGET_YEARS * 365.25 * BLOCKS_PER_DAY
 
 # -- the two places that know scatflow's internals ------------------------------------------------
 def worker_block(plan) -> int:
-    """Compute one block task of ``plan`` in this process, as a worker does; the tasks there were.
+    """Compute one task of ``plan`` in this process, as a worker does, and record its blocks in the
+    ledger as the driver does (store format 2: one batch); the blocks computed.
 
-    scatflow 0.2: ``scatflow.workflow.blocks.run_block(task)`` with a task of
-    ``plan.block_tasks()`` (it writes the block's data and marks it done).
+    ``scatflow.workflow.blocks.run_block(task)`` writes the data of a task's blocks (one shard);
+    ``Store.mark_blocks`` is the driver's ledger write for them.
     """
+    from scatflow.store.writer import Store
     from scatflow.workflow.blocks import run_block
 
-    task = next(iter(plan.block_tasks()), None)
+    task = next(iter(plan.block_tasks(token="bench")), None)
     if task is None:
         return 0
-    result = run_block(task)
-    if result.error:
-        raise RuntimeError(f"block {task}: {result.error}")
-    return 1
+    results = run_block(task)
+    failed = [r.error for r in results if r.error]
+    if failed:
+        raise RuntimeError(f"block {task.name}: {failed[0]}")
+    Store(task.store).mark_blocks(task.station.key, [r.mark() for r in results])
+    return len(results)
 
 
 def driver_run(cfg, handle) -> int:
@@ -90,10 +94,10 @@ def driver_run(cfg, handle) -> int:
 
     store = preflight(cfg)
     with writer_lock(store.path):
-        summary = run(cfg, handle, log=lambda line: None)
+        summary = run(cfg, lambda: handle, log=lambda line: None)
     if not summary.ok:
         raise RuntimeError(summary.text())
-    return len(summary.done)
+    return summary.done
 
 
 # -- archive and configs ---------------------------------------------------------------------------
@@ -204,7 +208,7 @@ def complete_blocks(store: Path) -> int:
     """Blocks marked done in the ledgers of the store's station groups."""
     import zarr
 
-    root = zarr.open_group(str(store), mode="r")
+    root = zarr.open_group(str(store), mode="r", use_consolidated=False)
     total = 0
     for name, group in root.groups():
         if name != "analysis" and "block_done" in group:
