@@ -1,7 +1,7 @@
 """What ``scatflow info STORE`` prints.
 
-Reads only small arrays (coordinates, the per-block ledger, ``coverage``) and
-``order_1`` block by block; ``order_2`` is never read. What "complete",
+Reads the per-block ledger (states and per-block summaries), coordinates and
+``coverage`` (when each channel starts and ends); no coefficient. What "complete",
 "failed" and "missing data" mean is :mod:`scatflow.store.ledger`'s rule.
 """
 
@@ -17,8 +17,6 @@ from .store.reader import StationGroup, StoreReader, missing_blocks
 from .store.relay import work_dir
 from .store.summary import count
 
-#: Largest number of order_1 values read at once for the NaN fraction (bounded memory).
-_READ_ELEMENTS = 8_000_000
 #: Blocks listed one by one before the list is cut short.
 _LIST_MAX = 8
 
@@ -199,20 +197,23 @@ def _recorded_lines(st: StationGroup) -> list[str]:
 
 
 def _coverage_lines(st: StationGroup, complete: list[int]) -> list[str]:
-    """Mean coverage and NaN fraction per channel, over the windows of complete blocks."""
-    cov_arr, o1 = st.group["coverage"], st.group["order_1"]
+    """Mean coverage and NaN fraction per channel, over the windows of complete blocks, from the
+    ledger's per-block summaries (no coefficient is read). A channel a block's summary lacks (it
+    joined the station later) counts as coverage 0 and NaN in every window of that block."""
+    led = st.ledger
     n_ch = len(st.channels)
     cov_sum = np.zeros(n_ch)
     nan_count = np.zeros(n_ch, dtype=np.int64)
     nan_any = total = 0
-    per_window = int(np.prod(o1.shape[1:])) or 1
-    for sl in st.blocks.slices(complete, _READ_ELEMENTS // per_window):
-        cov_sum += np.nansum(np.asarray(cov_arr[sl], dtype=np.float64), axis=0)
-        o = np.asarray(o1[sl])
-        bad = np.isnan(o.reshape(o.shape[0], o.shape[1], -1)).any(axis=2)  # (windows, channels)
-        nan_count += bad.sum(axis=0)
-        nan_any += int(bad.any(axis=1).sum())
-        total += o.shape[0]
+    for b in complete:
+        windows = led.blocks.expected(b)
+        summary = led.summary[b]
+        cov, nan = summary.get("coverage", {}), summary.get("nan", {})
+        for i, ch in enumerate(st.channels):
+            cov_sum[i] += float(cov.get(ch, 0.0)) * windows
+            nan_count[i] += int(nan.get(ch, windows))
+        nan_any += int(summary.get("nan_any", windows))
+        total += windows
     width = max(len(c) for c in st.channels)
     lines = [f"  {'channel':<{width}}  {'mean coverage':>13}  {'NaN windows':>11}   (over complete blocks)"]
     for i, ch in enumerate(st.channels):

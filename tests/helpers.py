@@ -62,7 +62,7 @@ def toml_layers(layers) -> str:
 def write_config(path: Path, *, paths=None, sds=None, select=None, start=None, end=None,
                  window_s=40.0, overlap=0.5, reduce="median", layers=SMALL_LAYERS, design=None,
                  store="out.zarr", dtype="float64", block_s=None, workers=1, cluster=None,
-                 preprocess=None) -> Path:
+                 preprocess=None, recheck_days=None) -> Path:
     """Write a ``scatflow run`` config to ``path`` and return ``path``.
 
     The input is ``paths`` (files or globs) or an ``sds`` archive root; ``layers`` or a ``design``
@@ -82,7 +82,7 @@ def write_config(path: Path, *, paths=None, sds=None, select=None, start=None, e
         cluster = f"workers = {workers}\ndashboard = false"
     text = (
         "[input]\n" + line("paths", paths) + line("sds", sds) + line("select", select)
-        + line("start", start) + line("end", end)
+        + line("start", start) + line("end", end) + line("recheck_days", recheck_days)
         + "[network]\n" + line("window_s", window_s) + line("overlap", overlap) + line("reduce", reduce)
         + ("" if layers is None else f"layers = {layers}\n") + line("design", design)
         + "[output]\n" + line("store", str(store)) + line("dtype", dtype) + line("block_s", block_s)
