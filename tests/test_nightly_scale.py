@@ -120,3 +120,23 @@ def test_a_driver_killed_before_recording_blocks_loses_nothing(tmp_path):
     assert sp.todo == plan.stations[0].todo and sp.complete == 0
     compute_all(cfg)
     assert_stores_bitwise_equal(cfg.output["store"], fresh(tmp_path, 2), [k.rsplit(".", 1)[0] for k in IDS])
+
+
+def test_a_station_that_stopped_before_a_later_span_still_grows_as_in_one_run(tmp_path):
+    """Planning lists only the SDS year directories of the span: a station whose files all lie in
+    earlier years is still planned from the store (blocks without data), so runs over moving spans
+    end as one run over their union."""
+    t0 = obspy.UTCDateTime("2020-12-30")
+    write_sds(tmp_path / "sds", IDS[:1], t0, t0 + 5 * 86400, rate=1.0)
+    write_sds(tmp_path / "sds", IDS[1:], t0, t0 + 86400, rate=1.0)  # BBB stops on 2020-12-31
+
+    def cfg(a, b, store="out.zarr", name="run.toml"):
+        return load_config(write_config(tmp_path / name, sds=tmp_path / "sds", start=str(t0 + a * 86400)[:19],
+                                        end=str(t0 + b * 86400)[:19], layers=LAYERS, store=tmp_path / store))
+
+    compute_all(cfg(0, 2))
+    plan, _ = compute_all(cfg(3, 5))  # 2021-01-02 .. 2021-01-04: no 2020 directory listed
+    assert [sp.key for sp in plan.stations] == ["XX.AAA.", "XX.BBB."]
+    compute_all(cfg(2, 3))  # the day between, last
+    compute_all(cfg(0, 5, store="fresh.zarr", name="fresh.toml"))
+    assert_stores_bitwise_equal(tmp_path / "out.zarr", tmp_path / "fresh.zarr", ["XX.AAA.", "XX.BBB."])

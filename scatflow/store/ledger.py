@@ -124,6 +124,7 @@ class _Cells:
         self.length = 0 if values is None else (values.shape[0] if hasattr(values, "shape") else len(values))
         self.chunk = chunk or max(self.length, 1)
         self.cache: dict[int, list] = {}
+        self.parsed: dict[int, T.Any] = {}
 
     def __getitem__(self, b: int):
         if self.values is None or b >= min(self.n, self.length):
@@ -133,7 +134,11 @@ class _Cells:
             lo = c * self.chunk
             self.cache[c] = list(self.values[lo : min(lo + self.chunk, self.length)])
         text = self.cache[c][b - c * self.chunk]
-        return self.parse(text) if str(text) else self.empty
+        if not str(text):
+            return self.empty
+        if b not in self.parsed:
+            self.parsed[b] = self.parse(text)
+        return self.parsed[b]
 
     def __len__(self) -> int:
         return self.n

@@ -99,22 +99,41 @@ class StationGroup:
         """Start of window ``k0`` and end of window ``k1 - 1``."""
         return self.times[k0], self.times[k1 - 1] + self.window
 
-    def recorded(self, max_windows: int = 2_000_000) -> dict[str, tuple[int, int] | None]:
+    def recorded(self) -> dict[str, tuple[int, int] | None]:
         """Per channel, the first and last window (indices) with coverage > 0 (None: never).
 
         When each channel starts and ends in the group: a channel added to a station, or one
         that stopped, holds coverage 0 (or nothing, in blocks never written) outside its span.
-        ``coverage`` is read ``max_windows`` windows at a time.
+        Found from the ledger (a block's summary says whether a channel has data in it; blocks
+        without data are the ledger's "no data" ones), reading ``coverage`` only of the blocks at
+        each end, so the cost does not grow with the years stored.
         """
-        first = np.full(len(self.channels), -1, dtype=np.int64)
-        last = np.full(len(self.channels), -1, dtype=np.int64)
-        cov = self.group["coverage"]
-        for sl in self.blocks.slices(range(self.blocks.count), max_windows):
-            seen = np.asarray(cov[sl]) > 0  # NaN (never written) is not data
-            rows = seen.any(axis=0)
-            first[(first < 0) & rows] = sl.start + seen.argmax(axis=0)[(first < 0) & rows]
-            last[rows] = sl.start + seen.shape[0] - 1 - seen[::-1].argmax(axis=0)[rows]
-        return {ch: (int(a), int(b)) if a >= 0 else None for ch, a, b in zip(self.channels, first, last)}
+        led, cov_arr = self.ledger, self.group["coverage"]
+        candidates = [b for b in range(led.blocks.count) if led.summary[b] or led.note(b, "no_data")]
+        cache: dict[int, np.ndarray] = {}
+
+        def coverage(b: int) -> np.ndarray:
+            if b not in cache:
+                k0, k1 = led.blocks.range(b)
+                cache[b] = np.asarray(cov_arr[k0:k1]) > 0  # NaN (never written) is not data
+            return cache[b]
+
+        def find(order, i: int, ch: str):
+            for b in order:
+                summary = led.summary[b]
+                if summary and not summary.get("coverage", {}).get(ch, 0.0) > 0:
+                    continue
+                seen = coverage(b)[:, i]
+                if seen.any():
+                    k0 = led.blocks.range(b)[0]
+                    return k0 + (int(seen.argmax()) if order is candidates else len(seen) - 1 - int(seen[::-1].argmax()))
+            return None
+
+        out = {}
+        for i, ch in enumerate(self.channels):
+            first = find(candidates, i, ch)
+            out[ch] = None if first is None else (first, find(candidates[::-1], i, ch))
+        return out
 
     def frequencies(self) -> dict[str, np.ndarray]:
         """Centre frequencies (Hz) per frequency dimension ``f1``, ``f2``..."""

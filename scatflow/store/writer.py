@@ -236,18 +236,25 @@ class Store:
 
     def extend_group(self, key: str, template: xr.Dataset, old: Blocks, new: Blocks) -> None:
         """Grow the time axis from ``old.n`` to ``new.n`` windows with ``template`` (the new
-        windows only), and the ledger to ``new.count`` blocks."""
-        # Every to_zarr call replaces the group's attributes with the dataset's: carry them along.
-        timed = template.drop_vars([c for c in template.coords if c != "time"])
-        if timed.sizes["time"]:
-            # compute=False writes no data, so placeholder chunks straddling the old end are harmless;
-            # blocks are later written in chunk-aligned regions by the tasks.
-            timed.to_zarr(zarr_store(self.path), group=key, append_dim="time", compute=False, consolidated=False,
-                          safe_chunks=False)
-        if new.count > old.count:
-            xr.Dataset(ledger_vars(new.count - old.count), attrs=template.attrs).to_zarr(
-                zarr_store(self.path), group=key, append_dim="block", compute=False, consolidated=False
-            )
+        windows only), and the ledger to ``new.count`` blocks (driver).
+
+        Metadata and the new window times only: no data chunk, and nothing already stored is
+        read (an xarray append would open the group's whole ``time`` index), so growing a
+        station costs the same after ten years as after one day.
+        """
+        from xarray.backends.zarr import encode_zarr_attr_value
+
+        g = self._root("r+")[key]
+        for _, arr in g.arrays():
+            dims = tuple(arr.metadata.dimension_names or ())
+            if dims[:1] == ("time",) and arr.shape[0] < new.n:
+                arr.resize((new.n, *arr.shape[1:]))
+            elif dims[:1] == ("block",) and arr.shape[0] < new.count:
+                arr.resize((new.count, *arr.shape[1:]))
+        if template.sizes["time"]:
+            g["time"][old.n : new.n] = np.asarray(template["time"].values, dtype="datetime64[ns]").astype(np.int64)
+        # As a fresh run's template write leaves them (an xarray write replaces a group's attributes).
+        g.attrs.put({k: encode_zarr_attr_value(v) for k, v in template.attrs.items()})
 
     def add_channel_coords(self, key: str, coords: dict, attrs: dict) -> None:
         """Give an existing group the channel coordinates it lacks (driver).

@@ -192,6 +192,8 @@ def make_plan(cfg: Config, store: Store, source: Source | None = None, fresh: bo
     span = (UTCDateTime(inp["start"]).ns if inp["start"] else None, UTCDateTime(inp["end"]).ns if inp["end"] else None)
     plans, skipped, refused = [], [], []
     states = {} if fresh else store.station_states()  # the root and each group opened once
+    if isinstance(source, SDSSource):
+        stations = _with_stored(stations, states, source.select)
     recheck_ns = None if recheck_all else int(round(float(inp["recheck_days"]) * 86400e9))
     for st in stations:
         if st.sampling_rate <= 0:  # state-of-health and log channels: not waveforms
@@ -224,6 +226,18 @@ def make_plan(cfg: Config, store: Store, source: Source | None = None, fresh: bo
         more = len(refused) + len(skipped) - 1
         raise InputError(f"nothing to compute: {key}: {why}" + (f" (and {more} other station(s))" if more else ""))
     return Plan(cfg, design, source, plans, skipped, refused, inventory, list(source.notes))
+
+
+def _with_stored(stations: list[Station], states: dict, select) -> list[Station]:
+    """``stations`` and the store's stations the span's SDS directories lack (a station that
+    stopped before the span's years: only those years are listed), at their group's rate: as a
+    run over the whole span would, their groups grow with blocks without data."""
+    found = {st.key for st in stations}
+    extra = [Station(key, sorted(c for c in state.channels if matches(c, select)),
+                     float(state.attrs["sampling_rate_hz"]))
+             for key, state in states.items()
+             if key not in found and any(matches(c, select) for c in state.channels)]
+    return sorted(stations + extra, key=lambda st: st.key) if extra else stations
 
 
 def _design_file_rate(cfg: Config) -> float | None:
