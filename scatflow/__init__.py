@@ -5,7 +5,7 @@ The public surface: :class:`ScatteringNetwork` (a drop-in for scatseisnet's),
 :func:`open_results` (a finished store as an ``xarray.DataTree``).
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 # Imported on first use (PEP 562): ``scatflow.cli`` and the worker processes it spawns then
 # start without paying ~0.8 s for obspy, xarray and zarr before they need them.

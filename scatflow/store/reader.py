@@ -273,7 +273,7 @@ class StoreReader:
         """The Zarr group ``analysis/<name>/<station>`` (StoreError naming those there are, if absent)."""
         group = f"{ANALYSIS_GROUP}/{name}/{station}"
         try:
-            return zarr.open_group(zarr_store(self.path), path=group, mode="r", use_consolidated=False)
+            return zarr.open_group(zarr_store(self.path), path=group, mode="r", use_consolidated=False, zarr_format=3)
         except FileNotFoundError:
             self.analysis(name, station)  # raises, naming the analyses or stations there are
             raise

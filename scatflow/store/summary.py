@@ -78,3 +78,25 @@ def run_summary(entry: dict) -> dict:
 def run_log(runs: list) -> list:
     """The root run log of format 2: the last :data:`RUNS_KEPT` entries, each a :func:`run_summary`."""
     return [run_summary(r) for r in list(runs)[-RUNS_KEPT:]]
+
+
+def versions() -> dict:
+    """Versions of the libraries whose behaviour the numbers depend on."""
+    import dask
+    import obspy
+    import scipy
+
+    import xarray as xr
+    import zarr
+
+    from .. import __version__
+
+    return {
+        "scatflow": __version__,
+        "obspy": obspy.__version__,
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "dask": dask.__version__,
+        "xarray": xr.__version__,
+        "zarr": zarr.__version__,
+    }

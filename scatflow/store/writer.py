@@ -45,6 +45,7 @@ from ..errors import StoreError
 from ..inputs.grid import Blocks
 from .encoding import ANALYSIS_GROUP, FLAT_KEYS, FORMAT, LEDGER_CHUNK, LEDGER_VARS, encoding, ledger_vars
 from .ledger import Ledger, read_ledger
+from .summary import versions
 from .upgrade import check_format
 
 #: errno values that mean the output location cannot take more writes: stop the run.
@@ -71,7 +72,7 @@ def open_root(path: str | os.PathLike) -> tuple[zarr.Group, dict]:
         hint = " (a Zarr v2 store?)" if os.path.isfile(os.path.join(path, ".zgroup")) else ""
         raise StoreError(f"{path}: not a scatflow store (no zarr.json){hint}")
     try:
-        root = zarr.open_group(zarr_store(path), mode="r", use_consolidated=False)
+        root = zarr.open_group(zarr_store(path), mode="r", use_consolidated=False, zarr_format=3)
         attrs = root.attrs.get("scatflow")
     except Exception as exc:  # noqa: BLE001 - any failure here means "not a usable store"
         why = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
@@ -115,7 +116,7 @@ class Store:
         return os.path.isfile(os.path.join(self.path, "zarr.json"))
 
     def _root(self, mode: str = "r") -> zarr.Group:
-        return zarr.open_group(zarr_store(self.path), mode=mode, use_consolidated=False)
+        return zarr.open_group(zarr_store(self.path), mode=mode, use_consolidated=False, zarr_format=3)
 
     def check_writable(self) -> None:
         """Raise StoreError unless the store can be created or written here."""
@@ -367,36 +368,22 @@ class Store:
         g["block_done"].oindex[idx] = np.asarray([m["windows"] for m in marks], dtype=np.int32)
 
 
+_last_stamp = 0
+
+
 def _bump(stamps: zarr.Array, idx: np.ndarray) -> None:
-    """Set the stamps of blocks ``idx`` to now (UTC ns), strictly above their old values."""
-    old = np.asarray(stamps.oindex[idx], dtype=np.int64)
-    stamps.oindex[idx] = np.maximum(time.time_ns(), old + 1)
+    """Set the stamps of blocks ``idx`` to now (UTC ns), strictly increasing in this process, so
+    above any earlier record (the old values are not read: one request less per batch)."""
+    global _last_stamp
+    _last_stamp = max(time.time_ns(), _last_stamp + 1)
+    stamps.oindex[idx] = np.full(len(idx), _last_stamp, dtype=np.int64)
 
 
 @functools.lru_cache(maxsize=64)
 def _arrays(path: str, key: str, token: str, names: tuple) -> dict:
     """The arrays ``names`` of group ``key`` (cached per worker process and run ``token``)."""
-    g = zarr.open_group(zarr_store(path), path=key, mode="r+", use_consolidated=False)
+    g = zarr.open_group(zarr_store(path), path=key, mode="r+", use_consolidated=False, zarr_format=3)
     return {name: g[name] for name in names}
-
-
-def versions() -> dict:
-    """Versions of the libraries whose behaviour the numbers depend on."""
-    import dask
-    import obspy
-    import scipy
-
-    from .. import __version__
-
-    return {
-        "scatflow": __version__,
-        "obspy": obspy.__version__,
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "dask": dask.__version__,
-        "xarray": xr.__version__,
-        "zarr": zarr.__version__,
-    }
 
 
 __all__ = ["Store", "StoreError", "StationState", "open_root", "group_names", "read_ledger", "versions"]

@@ -177,8 +177,10 @@ class BlockResult:
 
     def mark(self) -> dict:
         """What the driver records in the block's ledger cells (:meth:`Store.mark_blocks`)."""
+        # A failed block records its files and reason only: its notes describe data it did not keep.
         return {"block": self.block, "windows": self.windows if self.ok else 0, "files": self.files,
-                "error": self.error, "notes": self.notes, "summary": self.summary if self.ok else ""}
+                "error": self.error, "notes": "" if self.error else self.notes,
+                "summary": self.summary if self.ok else ""}
 
     @property
     def ok(self) -> bool:
@@ -362,7 +364,7 @@ def software_stack() -> str:
     Returns
     -------
     str
-        E.g. ``"scatflow 0.2.0, obspy 1.5.1, numpy 2.4.6, scipy 1.17.1, x86-64 AVX2"``.
+        E.g. ``"scatflow 0.3.0, obspy 1.5.1, numpy 2.4.6, scipy 1.17.1, x86-64 AVX2"``.
     """
     import obspy
 

@@ -311,7 +311,9 @@ def _station_plan(design: Design, source: Source, st: Station, state: StationSta
     ledger = state.ledger(blocks.n, inputs_changed, recheck=lambda b: b >= first, check_data=recheck_all)
     todo = ledger.todo(in_span)
     why = collections.Counter(ledger.state(b) for b in todo)
-    recomputed = [b for b in todo if ledger.done[b] > 0]
+    # Complete blocks computed again are unmarked first (their stamps change before their data does);
+    # a partial or failed block is not complete anyway, so it needs no ledger write before its task.
+    recomputed = [b for b in todo if ledger.complete_mask[b]]
     return StationPlan(st, grid, blocks, n_old, (k_lo, k_hi), todo, len(in_span) - len(todo), dict(why), added,
                        shard, recomputed)
 
