@@ -1,5 +1,7 @@
 """`scatflow info` and `scatflow plot` on a small real store (2 h of the example day, 4 blocks)."""
 
+import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -102,24 +104,18 @@ def test_info_names_the_runs_of_each_stack_as_ranges():
 
 
 @pytest.mark.slow
-def test_deleted_chunks_reported_as_data_missing(store_copy, capsys):
+def test_deleted_chunks_found_by_the_full_check_not_by_info(store_copy, capsys):
     assert missing_blocks(store_copy, GROUP) == []
     group_dir = store_copy / GROUP
-    # The layout the check relies on: zarr v3 default chunk keys, c/<time chunk>/<other chunks>.
-    assert (group_dir / "coverage" / "c" / "1" / "0").is_file()
-    for var in ("coverage", "order_1", "order_2"):
-        shutil.rmtree(group_dir / var / "c" / "1")
-    # Only the second-order data of block 3 deleted: caught too (that block has fully covered windows).
-    shutil.rmtree(group_dir / "order_2" / "c" / "3")
-    assert missing_blocks(store_copy, GROUP) == [1, 3]
-
+    # Store format 2: flat keys, one shard (a day of blocks) per array: the 4 blocks share it.
+    assert sorted(os.listdir(group_dir / "coverage")) == ["c.0.0", "zarr.json"]
+    os.remove(group_dir / "coverage" / "c.0.0")
+    assert missing_blocks(store_copy, GROUP) == list(range(BLOCKS))
+    # info reads the ledger only (no chunk listed or read, whatever the store's size).
     assert main(["info", str(store_copy)]) == 0
     out = capsys.readouterr().out
-    assert re.search(rf"blocks:\s+{BLOCKS - 2}/{BLOCKS} complete", out), out
-    line = next(ln for ln in out.splitlines() if "incomplete (data missing)" in ln)
-    assert "1, 3" in line
-    # Coverage and NaN fraction are over the remaining complete blocks 0 and 2 (2 x 90 windows).
-    assert f"0/{2 * PER_BLOCK}" in out
+    assert re.search(rf"blocks:\s+{BLOCKS}/{BLOCKS} complete", out), out
+    assert "data missing" not in out
 
 
 @pytest.mark.slow
@@ -131,9 +127,10 @@ def test_failed_pending_and_nan_windows(store_copy, capsys):
     Store(store_copy).mark_blocks(GROUP, [{"block": 2, "windows": 0, "error": "X9.SV13.: no data between A and B"}])
     g = zarr.open_group(store_copy, mode="r+", use_consolidated=False)[GROUP]
     g["block_done"][3] = 50  # block 3 only partly written (89 expected, the last block's size): not done
-    o1 = g["order_1"][0:9]
-    o1[:, 2, 5] = np.nan  # 9 windows of HHZ with a NaN coefficient
-    g["order_1"][0:9] = o1
+    # 9 windows of HHZ with a NaN coefficient in block 0, as its ledger summary records them.
+    summary = json.loads(str(g["block_summary"][0]))
+    summary["nan"][f"{GROUP}.HHZ"], summary["nan_any"] = 9, 9
+    g["block_summary"][0] = json.dumps(summary, sort_keys=True)
     assert main(["info", str(store_copy)]) == 0
     out = capsys.readouterr().out
     assert re.search(rf"blocks:\s+{BLOCKS - 2}/{BLOCKS} complete", out), out

@@ -83,8 +83,7 @@ class StationGroup:
         shown and analysed as NaN); a block whose inputs changed since still holds the results of
         the inputs it read, until the next run replaces them.
         """
-        led = self.ledger
-        return np.array([int(led.done[b]) == led.blocks.expected(b) for b in range(led.blocks.count)], dtype=bool)
+        return self.ledger.complete_mask.copy()
 
     def complete_windows(self) -> np.ndarray:
         """Per window, whether its block holds results (:meth:`complete_blocks`)."""
