@@ -5,12 +5,13 @@ import re
 import shutil
 
 import numpy as np
+import obspy
 import pytest
 import zarr
-from helpers import SMALL_LAYERS, counted_requests
+from helpers import SMALL_LAYERS, compute_all, counted_requests, store_entries, write_config, write_sds
 
 from scatflow.analysis.analyze import analyze
-from scatflow.config import parse_config
+from scatflow.config import load_config, parse_config
 from scatflow.store.analysis_writer import AnalysisWriter
 from scatflow.store.encoding import TIME_CHUNK_BLOCKS
 from scatflow.store.reader import StoreReader
@@ -174,3 +175,27 @@ def test_an_analysis_without_label_counts_counts_its_stored_labels_once(tmp_path
     counts, labels = label_counts_of(path)
     assert counts.sum() == 5 * CHUNK and counts[1, 0] == CHUNK - 10  # block 1: windows 30..39 have no features
     assert StoreReader(path).analysis_counts("ica", KEY) == (5 * CHUNK, first.model_sizes[None])
+
+
+def test_labelled_station_days_cost_at_most_3_files_and_no_directory(tmp_path):
+    """A store computed by ``scatflow run`` from an SDS archive (6 h blocks, shards of a day), then
+    analysed: each labelled station-day adds at most 3 files (a shard of ``components``,
+    ``cluster`` and ``distance``) and no directory to ``analysis/``, whatever the store holds."""
+    ids = ["XX.AAA..BHZ", "XX.BBB..BHZ"]
+    t0 = obspy.UTCDateTime("2021-03-01")
+    layers = [{"octaves": 2, "resolution": 1, "quality": 1}, {"octaves": 2, "resolution": 1, "quality": 1}]
+    entries = {}
+    for days in (2, 6):
+        root = tmp_path / str(days)
+        write_sds(root / "sds", ids, t0, t0 + days * 86400, rate=1.0)
+        path = write_config(root / "run.toml", sds=root / "sds", start=str(t0)[:19],
+                            end=str(t0 + days * 86400)[:19], layers=layers, store=root / "out.zarr")
+        path.write_text(path.read_text() + "[analysis]\ncomponents = 2\nclusters = 3\nsample = 2000\njoint = false\n")
+        cfg = load_config(path)
+        compute_all(cfg)
+        summary = quiet(cfg)
+        assert summary.windows == len(ids) * (days * 4320 - 1)  # every window labelled
+        entries[days] = store_entries(root / "out.zarr" / "analysis")
+    (files2, dirs2), (files6, dirs6) = entries[2], entries[6]
+    assert dirs6 == dirs2, entries  # no directory per chunk, block or day
+    assert files6 - files2 <= 3 * len(ids) * (6 - 2), entries
