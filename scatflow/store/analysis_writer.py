@@ -122,9 +122,9 @@ class AnalysisWriter:
 
         The first call creates ``time``, ``components`` (``k`` of them), ``cluster`` and
         ``distance`` (:func:`label_encoding`: chunks of ``chunk`` windows, shards of ``shard``
-        blocks), writing metadata and all ``n`` times; later calls grow the arrays and write the
-        times of ``blocks`` (new windows, and blocks labelled again: the same values), so a task
-        never writes ``time`` (its chunks span many shards). ``times_ns(k0, k1)``: int64 ns of
+        blocks), writing metadata and all ``n`` times; later calls grow the arrays and write, whole,
+        each ``time`` chunk holding one of ``blocks`` (the new windows; the chunk's other windows get
+        their same values again), so a task never writes ``time`` (its chunks span many shards). ``times_ns(k0, k1)``: int64 ns of
         windows ``k0 .. k1 - 1``. Label chunks are written by :meth:`write_blocks`.
         """
         import dask.array as da
