@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -363,6 +364,14 @@ def run_blocks_in_process(config: dict):
 
 
 # -- store requests -------------------------------------------------------------------------------
+def store_entries(path) -> tuple[int, int]:
+    """Files and directories under ``path`` (the directory itself not counted)."""
+    files = dirs = 0
+    for _, dnames, fnames in os.walk(path):
+        files, dirs = files + len(fnames), dirs + len(dnames)
+    return files, dirs
+
+
 def counting_store_class():
     """A :class:`zarr.storage.WrapperStore` recording every request as ``(kind, key)`` in its
     ``log`` (a list shared by the stores it derives), for :func:`scatflow.store.access.set_wrapper`."""

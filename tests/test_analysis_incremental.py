@@ -5,13 +5,15 @@ import re
 import shutil
 
 import numpy as np
+import obspy
 import pytest
 import zarr
-from helpers import SMALL_LAYERS, counted_requests
+from helpers import SMALL_LAYERS, compute_all, counted_requests, store_entries, write_config, write_sds
 
 from scatflow.analysis.analyze import analyze
-from scatflow.config import parse_config
+from scatflow.config import load_config, parse_config
 from scatflow.store.analysis_writer import AnalysisWriter
+from scatflow.store.encoding import TIME_CHUNK_BLOCKS
 from scatflow.store.reader import StoreReader
 from scatflow.store.writer import Store
 from scatflow.synthetic.store import extend_store, write_store
@@ -19,11 +21,16 @@ from scatflow.synthetic.store import extend_store, write_store
 pytest.importorskip("sklearn")
 
 CHUNK = 20
+#: Blocks per shard of the station group (``shard_blocks``), and so of its analysis: a new block
+#: shares its shard with the last stored one (4 = 3 + 1, 16 = 15 + 1).
+SHARD = 3
 KEY = "X9.A."
-KW = dict(layers=SMALL_LAYERS, sampling_rate=20.0, block_windows=CHUNK, nan_windows=slice(30, 45))
-#: Label and coefficient arrays, whose chunks are one block each: ``<group>/<array>/c<sep><block>...``.
+KW = dict(layers=SMALL_LAYERS, sampling_rate=20.0, block_windows=CHUNK, nan_windows=slice(30, 45), shard_blocks=SHARD)
+LABELS = ("components", "cluster", "distance")
+#: Objects of the label and coefficient arrays, ``<group>/<array>/c.<index>...``: a shard of SHARD
+#: blocks (``time``: a chunk of TIME_CHUNK_BLOCKS blocks).
 CHUNK_KEY = re.compile(r"^(?P<group>analysis/ica/X9\.A\.|X9\.A\.)/(?P<array>order_1|order_2|coverage|time|components"
-                       r"|cluster|distance)/c[./](?P<block>\d+)")
+                       r"|cluster|distance)/c[./](?P<index>\d+)")
 
 
 def cfg_of(store):
@@ -37,8 +44,14 @@ def quiet(cfg):
 
 
 def chunk_requests(log):
-    """``(group, array, block)`` of every request for a chunk of a label or coefficient array."""
-    return [(m["group"], m["array"], int(m["block"])) for _, key in log if (m := CHUNK_KEY.match(key))]
+    """``(kind, group, array, blocks)`` of every request for an object (chunk or shard) of a label
+    or coefficient array; ``blocks``: the range of blocks that object holds."""
+    out = []
+    for kind, key in log:
+        if m := CHUNK_KEY.match(key):
+            per = TIME_CHUNK_BLOCKS if m["array"] == "time" else SHARD
+            out.append((kind, m["group"], m["array"], range(int(m["index"]) * per, (int(m["index"]) + 1) * per)))
+    return out
 
 
 def grown_by_one_block(tmp_path, blocks):
@@ -51,22 +64,41 @@ def grown_by_one_block(tmp_path, blocks):
     return cfg
 
 
+def labels_of(path):
+    g = zarr.open_group(str(path), path=f"analysis/ica/{KEY}", mode="r")
+    return {name: np.asarray(g[name][:]) for name in LABELS}
+
+
 def test_a_new_block_costs_the_same_requests_whatever_the_store_holds(tmp_path):
-    """With one new block, analyze reads no stored label or coefficient chunk and makes as many
-    requests (the station's ledger arrays aside) on a store of 4N blocks as on one of N; with
-    nothing new, it reads no chunk of coefficients or labels at all."""
+    """With one new block, analyze touches no object (chunk or shard) holding only stored blocks,
+    makes as many requests (the station's ledger arrays aside) on a store of 4N blocks as on one
+    of N, and leaves every stored block's labels bit for bit; with nothing new, it reads no chunk
+    of coefficients or labels at all.
+
+    The new block shares its shard with a stored one: Zarr reads that shard and writes it whole
+    again, carrying the stored block's encoded chunks over unchanged (one task per shard, so
+    nothing else writes it meanwhile). The label ``time`` chunk holding the new block is written
+    whole from the grid, never read."""
     counts = {}
     for blocks in (4, 16):
         cfg = grown_by_one_block(tmp_path, blocks)
+        before = labels_of(cfg.output["store"])
         summary, log = counted_requests(lambda: quiet(cfg))
         assert summary.labelled_now == CHUNK and not summary.fitted
         touched = chunk_requests(log)
-        old = [t for t in touched if t[2] < blocks]
-        assert not old, f"{blocks} blocks: stored chunks read or written: {sorted(set(old))[:8]}"
-        # The new block: its coefficients read, its labels written; the station's time never read.
-        assert {(g, a) for g, a, b in touched if b == blocks} == {
-            (KEY, "order_1"), (KEY, "order_2"), ("analysis/ica/" + KEY, "components"),
-            ("analysis/ica/" + KEY, "cluster"), ("analysis/ica/" + KEY, "distance"), ("analysis/ica/" + KEY, "time")}
+        old = [(g, a, b) for _, g, a, b in touched if blocks not in b]
+        assert not old, f"{blocks} blocks: objects of stored blocks only read or written: {old[:8]}"
+        # The new block: its coefficients read, its labels written (their shard read first: it
+        # holds a stored block), the label time written; the station's time never read.
+        analysis = "analysis/ica/" + KEY
+        assert {(g, a) for _, g, a, _ in touched} == {(KEY, "order_1"), (KEY, "order_2"), (analysis, "time"),
+                                                      *((analysis, a) for a in LABELS)}
+        assert {(g, a) for kind, g, a, _ in touched if kind == "set"} == {(analysis, a) for a in ("time", *LABELS)}
+        assert not [a for kind, g, a, _ in touched if kind == "get" and a == "time"]
+        # Every stored block's labels as they were, bit for bit (the new block's shard-mate too).
+        after = labels_of(cfg.output["store"])
+        for name in LABELS:
+            assert after[name][: blocks * CHUNK].tobytes() == before[name][: blocks * CHUNK].tobytes(), name
         ledger = [key for _, key in log if key.startswith(f"{KEY}/block_")]
         # Of the ledger, data of block_done and block_stamp only, each chunk once (the other arrays:
         # metadata, as consolidating reads it); per chunk of LEDGER_CHUNK blocks in store format 2.
@@ -143,3 +175,27 @@ def test_an_analysis_without_label_counts_counts_its_stored_labels_once(tmp_path
     counts, labels = label_counts_of(path)
     assert counts.sum() == 5 * CHUNK and counts[1, 0] == CHUNK - 10  # block 1: windows 30..39 have no features
     assert StoreReader(path).analysis_counts("ica", KEY) == (5 * CHUNK, first.model_sizes[None])
+
+
+def test_labelled_station_days_cost_at_most_3_files_and_no_directory(tmp_path):
+    """A store computed by ``scatflow run`` from an SDS archive (6 h blocks, shards of a day), then
+    analysed: each labelled station-day adds at most 3 files (a shard of ``components``,
+    ``cluster`` and ``distance``) and no directory to ``analysis/``, whatever the store holds."""
+    ids = ["XX.AAA..BHZ", "XX.BBB..BHZ"]
+    t0 = obspy.UTCDateTime("2021-03-01")
+    layers = [{"octaves": 2, "resolution": 1, "quality": 1}, {"octaves": 2, "resolution": 1, "quality": 1}]
+    entries = {}
+    for days in (2, 6):
+        root = tmp_path / str(days)
+        write_sds(root / "sds", ids, t0, t0 + days * 86400, rate=1.0)
+        path = write_config(root / "run.toml", sds=root / "sds", start=str(t0)[:19],
+                            end=str(t0 + days * 86400)[:19], layers=layers, store=root / "out.zarr")
+        path.write_text(path.read_text() + "[analysis]\ncomponents = 2\nclusters = 3\nsample = 2000\njoint = false\n")
+        cfg = load_config(path)
+        compute_all(cfg)
+        summary = quiet(cfg)
+        assert summary.windows == len(ids) * (days * 4320 - 1)  # every window labelled
+        entries[days] = store_entries(root / "out.zarr" / "analysis")
+    (files2, dirs2), (files6, dirs6) = entries[2], entries[6]
+    assert dirs6 == dirs2, entries  # no directory per chunk, block or day
+    assert files6 - files2 <= 3 * len(ids) * (6 - 2), entries

@@ -2,11 +2,10 @@
 sizes, late data inside and outside the recheck window, and a driver killed before it recorded
 blocks whose data its workers had written. Real SDS archives (ObsPy), real stores, no cluster."""
 
-import os
-
 import obspy
 import pytest
-from helpers import assert_stores_bitwise_equal, compute_all, counted_requests, sds_path, write_config, write_sds
+from helpers import (assert_stores_bitwise_equal, compute_all, counted_requests, sds_path, store_entries, write_config,
+                     write_sds)
 
 from scatflow.config import load_config
 from scatflow.store.writer import Store
@@ -28,14 +27,6 @@ def config(tmp_path, days, store="out.zarr", name="run.toml", recheck_days=None)
 
 def archive(tmp_path, days):
     return write_sds(tmp_path / "sds", IDS, T0, T0 + days * 86400, rate=1.0)
-
-
-def store_entries(path):
-    """Files and directories under a store."""
-    files = dirs = 0
-    for _, dnames, fnames in os.walk(path):
-        files, dirs = files + len(fnames), dirs + len(dnames)
-    return files, dirs
 
 
 def night(tmp_path, days):

@@ -298,3 +298,39 @@ def test_open_results_of_the_upgraded_store_holds_the_0_2_values(v02):
     new = StoreReader(v02).analysis("ica", "XX.AAA.")
     for name in old.variables:
         assert same_values(old[name].values, new[name].values), name
+
+
+def test_an_upgraded_analysis_is_laid_out_as_a_fresh_analyze_lays_it_out(v02):
+    """The upgraded analysis tree, once analysed again (which records its label counts), has every
+    array with the chunks, shards, codecs, chunk keys, dtype, fill value and attributes of the
+    same analysis written from scratch on the upgraded store; labels sharded like the stations."""
+    from scatflow.analysis.analyze import analyze
+    from scatflow.config import load_config
+
+    upgrade(v02)
+    fresh = v02.parent / "fresh"
+    fresh.mkdir()
+    shutil.copytree(v02, fresh / "store.zarr")
+    shutil.copy(v02.parent / "run.toml", fresh / "run.toml")
+    shutil.rmtree(fresh / "store.zarr" / "analysis")
+    again = analyze(load_config(v02.parent / "run.toml"), log=lambda m: None)
+    assert again.labelled_now == 0 and not again.fitted  # nothing relabelled: the upgrade kept it all
+    analyze(load_config(fresh / "run.toml"), log=lambda m: None)
+
+    def layout(path):
+        out = {}
+        for name, (arr, _) in arrays(path).items():
+            if name.startswith("analysis/"):
+                meta = arr.metadata.to_dict()
+                out[name] = {k: meta[k] for k in ("shape", "data_type", "chunk_grid", "chunk_key_encoding",
+                                                  "fill_value", "codecs", "attributes", "dimension_names")}
+        return out
+
+    upgraded, expected = layout(v02), layout(fresh / "store.zarr")
+    assert sorted(upgraded) == sorted(expected)
+    for name in expected:
+        assert upgraded[name] == expected[name], name
+    g = zarr.open_group(str(v02), path="analysis/ica/XX.AAA.", mode="r")
+    chunk = g["cluster"].chunks[0]
+    assert g["cluster"].shards == (4 * chunk,) and g["components"].shards[0] == 4 * chunk  # a day per shard
+    assert g["time"].chunks == (chunk * TIME_CHUNK_BLOCKS,) and g["time"].shards is None

@@ -76,6 +76,11 @@ class StationInput:
         return [c[-1:] for c in full] if self.match == "component" else full
 
     @property
+    def shard(self) -> int:
+        """Blocks per shard of the group's data arrays (``shard_blocks``; 1 when absent)."""
+        return int(self.group.attrs.get("shard_blocks", 1))
+
+    @property
     def dtype(self) -> np.dtype:
         return np.dtype(self.group["order_1"].dtype)
 

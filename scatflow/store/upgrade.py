@@ -219,16 +219,37 @@ def _copy(src: zarr.Array, dest: zarr.Array, step: int) -> None:
 
 # -- the analysis tree --------------------------------------------------------------------------
 def _build_analysis(group: zarr.Group, new: str, shard: int) -> None:
-    """Write the tree ``analysis`` into the empty directory ``new``: groups and attributes as
-    they are, every array with its chunks and codecs and flat chunk keys."""
-    del shard  # analysis arrays keep their chunks: analyze grows them block by block
+    """Write the tree ``analysis`` into the empty directory ``new`` as ``scatflow analyze`` now
+    writes it: groups and attributes as they are; a station's label arrays (``time``,
+    ``components``, ``cluster``, ``distance``, ``block_stamp``, ``label_counts``) with
+    :func:`~scatflow.store.analysis_writer.label_encoding` (chunks of a block sharded by
+    ``shard`` blocks, ``time`` in chunks of 256 blocks, flat keys); the models' arrays with their
+    chunks and codecs and flat keys (as ``to_zarr`` writes them); every value bit for bit."""
     _write_group_meta(group, new)
     for name, src in _walk_arrays(group):
         where = os.path.join(new, *name.split("/"))
         for parent in _parents(name):
             if not os.path.isfile(os.path.join(new, *parent.split("/"), "zarr.json")):
                 _write_group_meta(group[parent], os.path.join(new, *parent.split("/")))
-        _flat_array(src, where)
+        dims = tuple(src.metadata.dimension_names or ())
+        if dims[:1] in (("time",), ("block",)):
+            _label_array(src, where, dims, shard)
+        else:
+            _flat_array(src, where)
+
+
+def _label_array(src: zarr.Array, where: str, dims: tuple, shard: int) -> None:
+    """``src``, an array of an analysis station group along ``time`` or ``block``, rewritten at
+    directory ``where`` with the settings a fresh analysis creates it with."""
+    from .analysis_writer import label_encoding
+
+    # format 1 chunked every array along time by one block (the station group's block_windows)
+    chunk = int(src.chunks[0]) if dims[0] == "time" else 1
+    spec = label_encoding(os.path.basename(where), dims, src.shape, chunk, shard)
+    parent = zarr.open_group(os.path.dirname(where), mode="r+", zarr_format=3)
+    dest = parent.create_array(os.path.basename(where), shape=src.shape, dtype=src.metadata.data_type,
+                               fill_value=src.fill_value, attributes=dict(src.attrs), dimension_names=dims, **spec)
+    _copy(src, dest, (spec.get("shards") or spec["chunks"])[0])
 
 
 def _parents(name: str) -> list[str]:

@@ -54,7 +54,7 @@ def coefficients(network: ScatteringNetwork, channels: int, n: int, k0: int, *, 
 def write_store(path, stations: list[str], n_windows: int, *, layers: list[dict], sampling_rate: float = 50.0,
                 window_s: float = 40.0, hop_s: float = 20.0, block_windows: int = 1080, channels=("HHE", "HHN", "HHZ"),
                 start: str = "2015-01-01", dtype: str = "float32", k: int = 4, seed: int = 0,
-                nan_windows: slice | None = None) -> Store:
+                nan_windows: slice | None = None, shard_blocks: int | None = None) -> Store:
     """Write a store of ``stations`` (keys ``NET.STA.LOC``) with ``n_windows`` windows each.
 
     Parameters
@@ -85,6 +85,9 @@ def write_store(path, stations: list[str], n_windows: int, *, layers: list[dict]
         Seed of the shapes and noise (one per station: ``seed + station index``).
     nan_windows : slice, optional
         Windows given NaN coefficients (a gap) at every station.
+    shard_blocks : int, optional
+        Blocks per shard of the data arrays (the group attribute ``shard_blocks``, as ``scatflow
+        run`` writes it); None: no attribute, a block per shard.
 
     Returns
     -------
@@ -95,7 +98,7 @@ def write_store(path, stations: list[str], n_windows: int, *, layers: list[dict]
     store.open_or_create(design)
     blocks = Blocks(block_windows, n_windows)
     for s, key in enumerate(stations):
-        attrs = _attrs(net, window_s, hop_s, origin, block_windows, sampling_rate)
+        attrs = _attrs(net, window_s, hop_s, origin, block_windows, sampling_rate, shard_blocks)
         times = _times(origin, 0, n_windows, hop_s)
         store.create_group(key, dataset.template(net, times, [f"{key}.{c}" for c in channels], np.dtype(dtype),
                                                  block_windows, attrs), blocks)
@@ -108,7 +111,7 @@ def write_store(path, stations: list[str], n_windows: int, *, layers: list[dict]
 def extend_store(path, stations: list[str], n_windows: int, *, layers: list[dict], sampling_rate: float = 50.0,
                  window_s: float = 40.0, hop_s: float = 20.0, block_windows: int = 1080,
                  channels=("HHE", "HHN", "HHZ"), start: str = "2015-01-01", dtype: str = "float32", k: int = 4,
-                 seed: int = 0, nan_windows: slice | None = None) -> Store:
+                 seed: int = 0, nan_windows: slice | None = None, shard_blocks: int | None = None) -> Store:
     """Grow a store :func:`write_store` wrote (same arguments) to ``n_windows`` windows per station,
     as a later run would: the time axis and ledger grow, and the old partial last block and the new
     blocks are written (ending bitwise equal to :func:`write_store` of ``n_windows``)."""
@@ -119,7 +122,7 @@ def extend_store(path, stations: list[str], n_windows: int, *, layers: list[dict
     for s, key in enumerate(stations):
         n_old = store.station_state(key).n_time
         old, new = Blocks(block_windows, n_old), Blocks(block_windows, n_windows)
-        attrs = _attrs(net, window_s, hop_s, origin, block_windows, sampling_rate)
+        attrs = _attrs(net, window_s, hop_s, origin, block_windows, sampling_rate, shard_blocks)
         times = _times(origin, n_old, n_windows, hop_s)
         store.extend_group(key, dataset.template(net, times, [f"{key}.{c}" for c in channels], np.dtype(dtype),
                                                  block_windows, attrs), old, new)
@@ -136,11 +139,12 @@ def _design(layers, sampling_rate, window_s, hop_s, block_windows, dtype, start)
     return net, design, UTCDateTime(start)
 
 
-def _attrs(net, window_s, hop_s, origin, block_windows, sampling_rate) -> dict:
+def _attrs(net, window_s, hop_s, origin, block_windows, sampling_rate, shard_blocks=None) -> dict:
+    shard = {} if shard_blocks is None else {"shard_blocks": int(shard_blocks)}
     return dataset.attributes(net, "median", window_s, hop_s, {
         "grid_origin_ns": int(origin.ns), "grid_origin": str(origin), "block_windows": block_windows,
         "min_coverage": 1.0, "bins": int(window_s * sampling_rate), "hop_samples": int(hop_s * sampling_rate),
-        "synthetic": "scatflow.synthetic.store"})
+        "synthetic": "scatflow.synthetic.store", **shard})
 
 
 def _times(origin, k0: int, k1: int, hop_s: float) -> np.ndarray:
