@@ -131,3 +131,21 @@ def test_a_station_that_stopped_before_a_later_span_still_grows_as_in_one_run(tm
     compute_all(cfg(2, 3))  # the day between, last
     compute_all(cfg(0, 5, store="fresh.zarr", name="fresh.toml"))
     assert_stores_bitwise_equal(tmp_path / "out.zarr", tmp_path / "fresh.zarr", ["XX.AAA.", "XX.BBB."])
+
+
+def test_tasks_of_several_shards_write_the_same_store(tmp_path):
+    """A backfill gives each task several shards (fewer tasks for the driver); the store does not
+    depend on it, bitwise."""
+    archive(tmp_path, 5)
+    stores = []
+    for per_task in (1, 3):
+        cfg = config(tmp_path, 5, store=f"s{per_task}.zarr", name=f"s{per_task}.toml")
+        store = Store(cfg.output["store"])
+        plan = make_plan(cfg, store)
+        store.open_or_create(plan.design.record())
+        prepare_store(plan, store)
+        tasks = list(plan.block_tasks(per_task=per_task))
+        assert len(tasks) == len(IDS) * (2 if per_task == 3 else 5)
+        assert all(r.ok for r in execute_here(plan, per_task=per_task))
+        stores.append(cfg.output["store"])
+    assert_stores_bitwise_equal(*stores, [k.rsplit(".", 1)[0] for k in IDS])

@@ -18,6 +18,7 @@ import os
 import socket
 import time
 import traceback
+import typing as T
 
 import numpy as np
 from obspy import UTCDateTime
@@ -102,6 +103,9 @@ class BlockTask:
         only ever written by one task); empty means ``(block,)``.
     token : str
         The run, for the worker's cache of opened arrays (metadata does not change during a run).
+    shard : int
+        Blocks per shard of the group (0: ``todo`` is one shard); the task computes and writes
+        one shard at a time.
     """
 
     station: Station
@@ -114,6 +118,7 @@ class BlockTask:
     threads: int = 1
     todo: tuple = ()
     token: str = ""
+    shard: int = 0
 
     @property
     def todo_blocks(self) -> tuple:
@@ -251,31 +256,32 @@ def compute_windows(network: ScatteringNetwork, params: BlockParams, grid: Grid,
 
 
 def run_block(task: BlockTask) -> list[BlockResult]:
-    """Compute the blocks of one task (one shard of one station) and write them into the store
-    (runs on a worker); one result per block, in order.
+    """Compute the blocks of one task (whole shards of one station, never a shard another task
+    holds) and write them into the store (runs on a worker); one result per block, in order.
 
     Only data is written here: the driver records each block in the ledger once this returns
     (:meth:`scatflow.store.writer.Store.mark_blocks`), so a block is never marked done without its
     data. A failed block is written as NaN with coverage 0, so it keeps no earlier numbers.
-    Every failure is reported back; it never takes the run down.
+    Every failure is reported back; it never takes the run down. Shards are computed and
+    written one at a time, so a worker holds one shard's arrays, whatever the task's length.
     """
     store = Store(task.store)
-    results, arrays = [], {}
-    for b in task.todo_blocks:
-        t_start = time.perf_counter()
-        result, arrays[b] = _one_block(task, b)
-        result.seconds = time.perf_counter() - t_start
-        results.append(result)
-    by_block = {r.block: r for r in results}
-    for run in consecutive(task.todo_blocks):
+    results: list[BlockResult] = []
+    groups = shards(task.todo_blocks, task.shard) if task.shard else [list(task.todo_blocks)]
+    for run in (run for group in groups for run in consecutive(group)):
+        arrays = {}
+        for b in run:
+            t_start = time.perf_counter()
+            result, arrays[b] = _one_block(task, b)
+            result.seconds = time.perf_counter() - t_start
+            results.append(result)
         k0 = task.blocks.range(run[0])[0]
         try:
             store.write_windows(task.station.key, k0, {name: np.concatenate([arrays[b][name] for b in run])
                                                        for name in arrays[run[0]]}, task.token)
         except Exception as exc:  # noqa: BLE001 - any write failure fails the blocks written
             fatal = isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS
-            for b in run:
-                r = by_block[b]
+            for r in results[-len(run):]:
                 r.error = r.error or (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
                 r.fatal = fatal  # the output cannot take more writes: the driver stops
     identity, stack = _worker_identity(), software_stack()
@@ -283,6 +289,17 @@ def run_block(task: BlockTask) -> list[BlockResult]:
         if r.ok:
             r.worker, r.stack = identity, stack
     return results
+
+
+def shards(todo: T.Sequence[int], shard: int) -> list[list[int]]:
+    """Blocks grouped by shard (``b // shard``), ascending: ``[0, 1, 5], 4 -> [[0, 1], [5]]``."""
+    out: list[list[int]] = []
+    for b in todo:
+        if out and out[-1][0] // shard == b // shard:
+            out[-1].append(b)
+        else:
+            out.append([b])
+    return out
 
 
 def _one_block(task: BlockTask, b: int) -> tuple[BlockResult, dict]:

@@ -15,7 +15,7 @@ import typing as T
 import numpy as np
 from obspy import UTCDateTime
 
-from .blocks import BlockTask, station_network
+from .blocks import BlockTask, shards, station_network
 from .design import Design
 from ..config import Config
 from ..scattering.design import load_network
@@ -106,17 +106,24 @@ class Plan:
         """The network of station ``sp`` (its own ``bins`` and rate)."""
         return station_network(self.design.params(), sp.grid.bins, sp.grid.sampling_rate)
 
-    def block_tasks(self, threads: int = 1, token: str = "") -> T.Iterator[BlockTask]:
-        """The tasks, station by station, in time order: one per shard holding blocks to compute
-        (a shard is written by one task only), made as they are asked for."""
+    @property
+    def shard_count(self) -> int:
+        """Number of shards holding blocks to compute (the most tasks a run can have)."""
+        return sum(len(shards(sp.todo, sp.shard)) for sp in self.stations)
+
+    def block_tasks(self, threads: int = 1, token: str = "", per_task: int = 1) -> T.Iterator[BlockTask]:
+        """The tasks, station by station, in time order: each holds ``per_task`` shards of blocks
+        to compute (a shard is written by one task only), made as they are asked for."""
         params = self.design.params()
         store = self.cfg.output["store"]
         for sp in self.stations:
-            for todo in shards(sp.todo, sp.shard):
+            groups = shards(sp.todo, sp.shard)
+            for i in range(0, len(groups), per_task):
+                todo = [b for group in groups[i : i + per_task] for b in group]
                 t0 = UTCDateTime(ns=sp.grid.block_read_span(sp.blocks, todo[0])[0])
                 t1 = UTCDateTime(ns=sp.grid.block_read_span(sp.blocks, todo[-1])[1])
                 yield BlockTask(sp.station, sp.grid, sp.blocks, todo[0], store, self.source.spec(sp.station, t0, t1),
-                                params, threads, tuple(todo), token)
+                                params, threads, tuple(todo), token, sp.shard)
 
     def describe(self) -> str:
         """One line per station (span, blocks to compute, blocks complete) and per skip."""
@@ -142,17 +149,6 @@ class Plan:
         for key, why in self.notes:
             lines.append(f"  {key:16s} note: {why}")
         return "\n".join(lines)
-
-
-def shards(todo: T.Sequence[int], shard: int) -> list[list[int]]:
-    """Blocks to compute grouped by shard (``b // shard``), ascending: ``[0, 1, 5], 4 -> [[0, 1], [5]]``."""
-    out: list[list[int]] = []
-    for b in todo:
-        if out and out[-1][0] // shard == b // shard:
-            out[-1].append(b)
-        else:
-            out.append([b])
-    return out
 
 
 def source_from_config(cfg: Config) -> Source:

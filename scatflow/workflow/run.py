@@ -78,6 +78,8 @@ def _metadata(plan: Plan, sp) -> tuple[dict, str | None]:
             units(pre, plan.inventory, sp.station.channels, t))
 
 
+#: Most shards one task computes (each a day of blocks at 6 h blocks).
+MAX_SHARDS_PER_TASK = 8
 #: The driver records returned blocks in the ledger after this many results, or this many seconds.
 FLUSH_BLOCKS, FLUSH_S = 512, 10.0
 
@@ -121,7 +123,10 @@ def execute(plan: Plan, cluster: "Cluster", progress: T.Callable[[int, int], Non
     client = cluster.client
     total = plan.tasks
     slots = max(cluster.slots, sum(client.nthreads().values()), 1)
-    pending = plan.block_tasks(token=token)
+    # Several shards per task when there are many (a backfill): Dask costs the driver a few ms per
+    # task, whatever its size; a worker still holds one shard at a time (workflow.blocks.run_block).
+    per_task = max(1, min(MAX_SHARDS_PER_TASK, plan.shard_count // (4 * slots)))
+    pending = plan.block_tasks(token=token, per_task=per_task)
     summary = _summary(plan) if summary is None else summary
     ledger = _Ledger(Store(plan.cfg.output["store"]))
 
@@ -173,7 +178,7 @@ def execute(plan: Plan, cluster: "Cluster", progress: T.Callable[[int, int], Non
     return summary
 
 
-def execute_here(plan: Plan, token: str = "") -> list[BlockResult]:
+def execute_here(plan: Plan, token: str = "", per_task: int = 1) -> list[BlockResult]:
     """Run every task of ``plan`` in this process, recording the ledger as the driver does (no
     cluster: tests and benchmarks; the store must be prepared, :func:`prepare_store`).
 
@@ -183,7 +188,7 @@ def execute_here(plan: Plan, token: str = "") -> list[BlockResult]:
         One per block, in task order.
     """
     ledger, out = _Ledger(Store(plan.cfg.output["store"])), []
-    for task in plan.block_tasks(token=token or f"here {time.time_ns()}"):
+    for task in plan.block_tasks(token=token or f"here {time.time_ns()}", per_task=per_task):
         results = run_block(task)
         ledger.add(results)
         out += results
