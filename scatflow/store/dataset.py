@@ -119,11 +119,10 @@ def template(
 
     n, c = len(times), len(channels)
     sizes = [len(b) for b in network.banks]
-    orders = [
-        da.zeros((n, c, *sizes[: i + 1]), dtype=dtype, chunks=(chunk, c, *sizes[: i + 1]))
-        for i in range(len(sizes))
-    ]
-    cov = da.zeros((n, c), dtype=np.float32, chunks=(chunk, c))
+    # One Dask chunk per array: the template is never computed (the Zarr chunks and shards come from
+    # the encodings), and a chunk per block made the driver's graph grow with the span (~1 ms/block).
+    orders = [da.zeros((n, c, *sizes[: i + 1]), dtype=dtype, chunks=-1) for i in range(len(sizes))]
+    cov = da.zeros((n, c), dtype=np.float32, chunks=-1)
     ds = make_dataset(network, times, channels, orders, cov, attrs)
     for name, values in (channel_coords or {}).items():
         ds = ds.assign_coords({name: ("channel", np.asarray(values, dtype=np.float64), COORD_ATTRS.get(name, {}))})
