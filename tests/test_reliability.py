@@ -202,11 +202,14 @@ def test_disk_full_mid_run(sds_archive, reference, tmp_path):
     """On a size-limited tmpfs: the run stops with one clear line; completed blocks stay readable."""
     root, _ = sds_archive
     full = tmp_path / "small"
-    size_kb = int(sum(f.stat().st_size for f in Path(reference).rglob("*") if f.is_file()) / 1024 / 3)
+    # Room for one station's data (a task writes a station's shard of the span whole) and its
+    # ledger records, not for both stations'.
+    size_kb = int(sum(f.stat().st_size for f in Path(reference).rglob("*") if f.is_file()) / 1024 * 0.65)
     if not mount_tmpfs(full, f"{size_kb}k"):
         pytest.skip("cannot mount a size-limited tmpfs here (needs root and mount)")
     try:
-        cfg = write_config(tmp_path / "run.toml", sds=root, store=full / "run.zarr", **RUN)
+        # One worker: the two stations' shards are written one after the other, so the first fits.
+        cfg = write_config(tmp_path / "run.toml", sds=root, store=full / "run.zarr", **dict(RUN, workers=1))
         res = subprocess.run(scatflow_cmd("run", str(cfg), "--quiet"), capture_output=True, text=True, timeout=300)
         assert res.returncode == 2, res.stdout + res.stderr
         lines = res.stderr.strip().splitlines()

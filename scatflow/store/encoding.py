@@ -5,7 +5,7 @@ Format 2 is laid out for archives of many stations and years (measured reasons i
 
 * every chunk key is flat (``order_2/c.12.0.0.0``): no directory per chunk;
 * ``order_*`` and ``coverage`` are chunked by block and **sharded** by
-  :func:`shard_blocks` blocks (a day at 6 h blocks): one object per array and
+  :func:`shard_blocks` blocks (a day at 6 h blocks, at most 4): one object per array and
   shard. A shard is only ever written by one task at a time (the driver gives
   each shard of a station to one task), never partially by two writers;
 * ``time`` is written by the driver alone, in chunks of :data:`TIME_CHUNK_BLOCKS` blocks;
@@ -40,15 +40,21 @@ def compressor() -> zarr.codecs.BloscCodec:
     return zarr.codecs.BloscCodec(cname="zstd", clevel=5, shuffle="shuffle")
 
 
+#: Most blocks in one shard: a task computes a whole shard, so this bounds a task's duration (a
+#: batch worker retiring mid-task loses the task, which is then computed again elsewhere).
+MAX_SHARD_BLOCKS = 4
+
+
 def shard_blocks(block_s: float) -> int:
-    """Blocks per shard: as many as make one day (at least one).
+    """Blocks per shard: as many as make one day (at least one), at most :data:`MAX_SHARD_BLOCKS`
+    (a day at the default 6 h blocks).
 
     Parameters
     ----------
     block_s : float
         Block duration, seconds.
     """
-    return max(1, int(86400 // block_s)) if block_s > 0 else 1
+    return min(MAX_SHARD_BLOCKS, max(1, int(86400 // block_s))) if block_s > 0 else 1
 
 
 def encoding(ds: xr.Dataset, chunk: int, shard: int = 1) -> dict:

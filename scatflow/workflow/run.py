@@ -10,6 +10,7 @@ before any task runs, and holds the store's writer lock throughout.
 from __future__ import annotations
 
 import json
+import os
 import time
 import typing as T
 
@@ -79,7 +80,7 @@ def _metadata(plan: Plan, sp) -> tuple[dict, str | None]:
 
 
 #: Most shards one task computes (each a day of blocks at 6 h blocks).
-MAX_SHARDS_PER_TASK = 8
+MAX_SHARDS_PER_TASK = 2
 #: The driver records returned blocks in the ledger after this many results, or this many seconds.
 FLUSH_BLOCKS, FLUSH_S = 512, 10.0
 
@@ -126,7 +127,10 @@ def execute(plan: Plan, cluster: "Cluster", progress: T.Callable[[int, int], Non
     # Several shards per task when there are many (a backfill): Dask costs the driver a few ms per
     # task, whatever its size; a worker still holds one shard at a time (workflow.blocks.run_block).
     per_task = max(1, min(MAX_SHARDS_PER_TASK, plan.shard_count // (4 * slots)))
-    pending = plan.block_tasks(token=token, per_task=per_task)
+    # Fewer shards than slots (a station-day on two workers): a task is one shard, so it computes with
+    # the kernel threads of the idle slots instead (threads never change the numbers).
+    threads = max(1, min(slots // max(plan.shard_count, 1), os.cpu_count() or 1))
+    pending = plan.block_tasks(threads=threads, token=token, per_task=per_task)
     summary = _summary(plan) if summary is None else summary
     ledger = _Ledger(Store(plan.cfg.output["store"]))
 
@@ -168,7 +172,15 @@ def execute(plan: Plan, cluster: "Cluster", progress: T.Callable[[int, int], Non
         stop.abandoned = _settle(inflight, take, log)
         raise
     finally:
-        ledger.flush()  # whatever stopped the run: every returned block is recorded
+        try:
+            ledger.flush()  # whatever stopped the run: every returned block is recorded
+        except OSError as exc:
+            # Their data is written but unrecorded: the next run computes them again (never done
+            # without data); say so rather than count them as kept.
+            raise StoreError(
+                f"output store {plan.cfg.output['store']} cannot be written ({exc.strerror or exc}); run stopped: "
+                f"the blocks returned since the last ledger record are not marked and will be computed again"
+            ) from None
     summary.seconds = time.perf_counter() - t0
     if fatal is not None:
         raise StoreError(
