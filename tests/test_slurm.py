@@ -76,18 +76,18 @@ def test_slurm_jobs_equal_local(sds_archive, tmp_path, monkeypatch, capsys):
 
 
 def test_worker_lifetime_shorter_than_run(sds_archive, tmp_path, monkeypatch):
-    """Workers retire after 30 s (a task, one shard of 4 blocks, takes ~10 s) and are replaced by new
-    jobs; no block lost or duplicated."""
+    """Workers retire after 10 s (a task, one shard of 4 blocks of 15 min, takes a few seconds) and
+    are replaced by new jobs; no block lost or duplicated."""
     root, _ = sds_archive
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DASK_DISTRIBUTED__DEPLOY__LOST_WORKER_TIMEOUT", "2s")
     import dask
 
     run = {"sds": root, "select": ("X9.SV13.*.*",), "start": "2015-12-04T08:00:00", "end": "2015-12-04T20:00:00",
-           "layers": TUTORIAL_LAYERS, "block_s": 1800}
+           "layers": TUTORIAL_LAYERS, "block_s": 900}
     local = write_config(tmp_path / "local.toml", store="local.zarr", workers=2, **run)
     slurm = write_config(tmp_path / "slurm.toml", store="slurm.zarr", **run,
-                         cluster=slurm_section(extra='lifetime = "30s"\nlifetime_stagger = "4s"\n'))
+                         cluster=slurm_section(extra='lifetime = "10s"\nlifetime_stagger = "2s"\n'))
     assert main(["run", str(local), "--quiet"]) == 0
     with dask.config.set({"distributed.deploy.lost-worker-timeout": "2s"}):
         assert main(["run", str(slurm), "--quiet"]) == 0

@@ -9,6 +9,7 @@ before any task runs, and holds the store's writer lock throughout.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -79,6 +80,23 @@ def _metadata(plan: Plan, sp) -> tuple[dict, str | None]:
             units(pre, plan.inventory, sp.station.channels, t))
 
 
+@contextlib.contextmanager
+def _signals_held():
+    """Hold SIGINT and SIGTERM (delivered on leaving) where possible: the main thread on POSIX."""
+    import signal
+    import threading
+
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 #: Most shards one task computes (each a day of blocks at 6 h blocks).
 MAX_SHARDS_PER_TASK = 2
 #: The driver records returned blocks in the ledger after this many results, or this many seconds.
@@ -146,12 +164,14 @@ def execute(plan: Plan, cluster: "Cluster", progress: T.Callable[[int, int], Non
 
     def take(results: list[BlockResult]) -> None:
         nonlocal fatal, returned
-        ledger.add(results)
-        for res in results:
-            summary.add(res)
-            if res.fatal and fatal is None:
-                fatal = res.error  # stop feeding tasks; those in flight finish or fail alike
-        returned += len(results)
+        # Ctrl-C or SIGTERM held meanwhile: a block is counted exactly when it is recorded.
+        with _signals_held():
+            ledger.add(results)
+            for res in results:
+                summary.add(res)
+                if res.fatal and fatal is None:
+                    fatal = res.error  # stop feeding tasks; those in flight finish or fail alike
+            returned += len(results)
 
     try:
         for fut in futures:
