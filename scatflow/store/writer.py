@@ -43,7 +43,7 @@ from . import relay
 from .access import zarr_store
 from ..errors import StoreError
 from ..inputs.grid import Blocks
-from .encoding import ANALYSIS_GROUP, FLAT_KEYS, FORMAT, LEDGER_CHUNK, LEDGER_VARS, encoding, ledger_vars
+from .encoding import ANALYSIS_GROUP, FORMAT, encoding, ledger_vars
 from .ledger import Ledger, read_ledger
 from .summary import versions
 from .upgrade import check_format
@@ -308,16 +308,6 @@ class Store:
         """Finish or undo a channel re-lay a killed driver left (driver, under the writer lock,
         before planning); the station keys whose group was restored."""
         return relay.recover(self.path)
-
-    def add_missing_ledger(self, key: str, n_blocks: int) -> None:
-        """Give a group written before an array joined the ledger that array, empty (driver)."""
-        g = self._root("r+")[key]
-        for name in LEDGER_VARS:
-            if name not in g:
-                # Absent stamps read as 0: blocks written before stamps count as unchanged until rewritten.
-                kind = (np.int64, 0) if name == "block_stamp" else (str, "")
-                g.create_array(name, shape=(n_blocks,), chunks=(LEDGER_CHUNK,), dtype=kind[0], fill_value=kind[1],
-                               dimension_names=["block"], chunk_key_encoding=FLAT_KEYS)
 
     # -- block data (workers) -----------------------------------------------------------
     def write_windows(self, key: str, k0: int, arrays: dict, token: str = "") -> None:

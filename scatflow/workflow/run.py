@@ -39,7 +39,6 @@ def prepare_store(plan: Plan, store: Store) -> None:
     for sp in plan.stations:
         coords, units = _metadata(plan, sp)
         if sp.n_old:
-            store.add_missing_ledger(sp.key, sp.blocks.grown(sp.n_old).count)
             if sp.added:  # before growing: the new windows are laid out with every channel
                 store.add_channels(sp.key, sp.station.channels, coords or None)
             if coords:  # an inventory given to a store created without one
