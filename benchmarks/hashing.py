@@ -55,7 +55,7 @@ def main(argv=None) -> None:
 
     import obspy
 
-    from scatflow.workflow.blocks import run_block
+    from scatflow.workflow.worker import run_block
     from scatflow.config import parse_config
     from scatflow.workflow.plan import make_plan
     from scatflow.workflow.run import prepare_store

@@ -69,11 +69,11 @@ def worker_block(plan) -> int:
     """Compute one task of ``plan`` in this process, as a worker does, and record its blocks in the
     ledger as the driver does (store format 2: one batch); the blocks computed.
 
-    ``scatflow.workflow.blocks.run_block(task)`` writes the data of a task's blocks (one shard);
+    ``scatflow.workflow.worker.run_block(task)`` writes the data of a task's blocks (one shard);
     ``Store.mark_blocks`` is the driver's ledger write for them.
     """
     from scatflow.store.writer import Store
-    from scatflow.workflow.blocks import run_block
+    from scatflow.workflow.worker import run_block
 
     task = next(iter(plan.block_tasks(token="bench")), None)
     if task is None:

@@ -98,7 +98,7 @@ def _stack_lines(runs: list) -> list[str]:
     """The software the recorded runs computed blocks with; a warning when there was more than one.
 
     Coefficients are bit-for-bit reproducible only under one stack (see
-    :func:`scatflow.workflow.blocks.software_stack`), so a store whose blocks came from
+    :func:`scatflow.workflow.worker.software_stack`), so a store whose blocks came from
     several is no longer equal to one fresh run in its last bits.
     """
     seen: dict[str, list[int]] = {}

@@ -9,7 +9,7 @@ from helpers import (assert_stores_bitwise_equal, compute_all, counted_requests,
 
 from scatflow.config import load_config
 from scatflow.store.writer import Store
-from scatflow.workflow.blocks import run_block
+from scatflow.workflow.worker import run_block
 from scatflow.workflow.plan import make_plan
 from scatflow.workflow.run import execute_here, prepare_store
 

@@ -131,6 +131,45 @@ def test_block_spans_agree_with_the_continuous_record(raw):
         assert again.data.tobytes() == got.data.tobytes()
 
 
+def test_a_response_is_evaluated_once_per_fft_length_with_the_same_bits_and_notes(monkeypatch):
+    """evalresp (most of a block's preprocessing) runs once per process for each response and FFT
+    length; blocks get the bits and the notes a fresh evaluation gives, whichever came first."""
+    import warnings
+
+    from obspy.core.inventory.response import Response
+
+    from scatflow.inputs import process as process_module
+    from scatflow.inputs import respcache
+
+    tr = record(50.0, 3 * 3600)
+    inv = station_inventory([(ID, 50.0)])
+    pre = preprocess(pre_filt=(0.2, 0.5, 20.0, 24.0))
+    calls, original = [], Response.get_evalresp_response
+
+    def counted(self, *args, **kwargs):
+        calls.append(args[:2])
+        warnings.warn("evalresp: a stage's gain is guessed")  # recorded in each block's notes
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Response, "get_evalresp_response", counted)
+    respcache.clear()
+
+    def blocks():
+        responses = Responses(pre, inv)  # a worker's, kept across its blocks
+        return [process(obspy.Stream([tr]), [ID], T0.ns, T0.ns + s * 10**9, 1800 * 50, 50.0, pre, inv, responses)
+                for s in (3600, 5400, 3600)]
+
+    kept = blocks()
+    assert len(calls) == 1  # three blocks of one length: one evaluation
+    monkeypatch.setattr(process_module, "reused", lambda response, digest: response)
+    fresh = blocks()
+    assert len(calls) == 4
+    for a, b in zip(kept, fresh):
+        assert a.data.tobytes() == b.data.tobytes()
+        assert a.notes == b.notes == [f"{ID}: evalresp: a stage's gain is guessed"]
+    respcache.clear()
+
+
 def test_gap_edges_are_not_recorded_within_the_pad():
     tr = record(100.0, 2 * 3600)
     inv = station_inventory([(ID, 100.0)])

@@ -74,7 +74,7 @@ def test_info_names_station_channels_windows_blocks(store, capsys):
 @pytest.mark.slow
 def test_info_names_the_software_stack_and_warns_when_runs_differ(store_copy, capsys):
     """Blocks are bitwise reproducible under one software stack only: info says which, and when there were two."""
-    from scatflow.workflow.blocks import software_stack
+    from scatflow.workflow.worker import software_stack
     from scatflow.store.writer import Store
 
     st = Store(str(store_copy))

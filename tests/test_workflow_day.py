@@ -127,6 +127,19 @@ def test_rerun_computes_nothing(example_day, capsys):
 
 
 @pytest.mark.slow
+def test_a_station_day_is_computed_in_every_worker_process(example_day):
+    """The day is one shard (4 blocks) on 2 workers: each block is a task of its own, so both
+    processes read, preprocess and compute at once (one task per shard still writes them). Its
+    numbers are those of the notebook and of transform_stream (the tests around this one)."""
+    import zarr
+
+    root, store = example_day
+    (first, *_) = zarr.open_group(str(store), mode="r").attrs["runs"]
+    assert first["blocks_done"] == DAY_BLOCKS
+    assert first["workers_count"] == 2, first["workers"]
+
+
+@pytest.mark.slow
 def test_transform_stream_equals_store(example_day):
     root, store = example_day
     (path,) = sorted((root / "data").glob("*.mseed"))

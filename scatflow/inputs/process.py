@@ -31,6 +31,7 @@ from ..errors import InputError
 from .epochs import Lattice, Responses, by_response, split
 from .grid import same_rate
 from .preprocess import OBSPY_OUTPUT, Preprocess, ratio
+from .respcache import reused
 from .sources import nominal_rate
 from .windows import Aligned, align
 
@@ -154,7 +155,9 @@ def _process_rate(group: list, raw: float, up: int, down: int, target: _Target, 
         if len(x) < 2 * down:
             continue
         t0 = origin_ns + int(round(s * 1e9 / raw))
-        response = next((p for j0, j1, p in spans if j0 <= a < j1)).response_at(t0) if spans else None
+        piece = next((p for j0, j1, p in spans if j0 <= a < j1)) if spans else None
+        # Evaluated once per process for each response and FFT length (the same bits as each time).
+        response = reused(piece.response_at(t0), piece.digest) if piece and piece.response is not None else None
         y = _chain(x, seed_id, raw, t0, up, down, pre, response, out.notes)
         n0 = s * up // down - o0
         lo = n0 + (pad_out if a > 0 else 0)

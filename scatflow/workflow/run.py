@@ -1,7 +1,7 @@
 """A run: plan, prepare the store, feed the block tasks to the cluster, record the run.
 
 Data flows one way: config -> :mod:`plan` -> :class:`~scatflow.workflow.blocks.BlockTask`
--> worker (:func:`~scatflow.workflow.blocks.run_block`: read, kernel, dataset, store)
+-> worker (:func:`~scatflow.workflow.worker.run_block`: read, kernel, dataset, store)
 -> :class:`~scatflow.workflow.blocks.BlockResult` -> the summary and the run record.
 The driver alone creates or grows the station groups and writes attributes,
 before any task runs, and holds the store's writer lock throughout.
@@ -19,7 +19,8 @@ import numpy as np
 from obspy import UTCDateTime
 
 from ..store import dataset
-from .blocks import BlockResult, BlockTask, run_block
+from .blocks import BlockResult, BlockTask
+from .worker import compute_block, run_block, write_blocks
 from ..config import Config
 from ..errors import StoreError
 from ..store.summary import run_log
@@ -142,17 +143,26 @@ def execute(plan: Plan, cluster: "Cluster", progress: T.Callable[[int, int], Non
     total = plan.tasks
     slots = max(cluster.slots, sum(client.nthreads().values()), 1)
     # Several shards per task when there are many (a backfill): Dask costs the driver a few ms per
-    # task, whatever its size; a worker still holds one shard at a time (workflow.blocks.run_block).
+    # task, whatever its size; a worker still holds one shard at a time (workflow.worker.run_block).
     per_task = max(1, min(MAX_SHARDS_PER_TASK, plan.shard_count // (4 * slots)))
-    # Fewer shards than slots (a station-day on two workers): a task is one shard, so it computes with
-    # the kernel threads of the idle slots instead (threads never change the numbers).
-    threads = max(1, min(slots // max(plan.shard_count, 1), os.cpu_count() or 1))
+    # Fewer shards than slots (a station-day on two workers): each block of a shard is a task of its
+    # own, computed in every worker process at once (reading and preprocessing too, not only the
+    # kernel), and one task per shard writes them; fewer blocks than slots: the idle slots' cores
+    # become kernel threads (threads never change the numbers).
+    split = plan.shard_count < slots
+    threads = max(1, min(slots // max(plan.tasks if split else plan.shard_count, 1), os.cpu_count() or 1))
     pending = plan.block_tasks(threads=threads, token=token, per_task=per_task)
     summary = _summary(plan) if summary is None else summary
     ledger = _Ledger(Store(plan.cfg.output["store"]))
 
     def submit(task: BlockTask):
-        return client.submit(run_block, task, key=f"{task.name}-{time.monotonic_ns()}", pure=False, retries=0)
+        key = f"{task.name}-{time.monotonic_ns()}"
+        if not split:
+            return client.submit(run_block, task, key=key, pure=False, retries=0)
+        # The block futures are dropped here: the scheduler keeps their results until the write has them.
+        parts = [client.submit(compute_block, task, b, key=f"{key}-compute-{b}", pure=False, retries=0)
+                 for b in task.todo_blocks]
+        return client.submit(write_blocks, task, *parts, key=key, pure=False, retries=0)
 
     # Twice the slots: enough to keep workers busy, small enough to keep the graph tiny.
     inflight = {submit(t) for t in _take(pending, 2 * slots)}
