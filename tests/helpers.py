@@ -219,6 +219,16 @@ def compute_all(cfg):
     return plan, execute_here(plan)
 
 
+def block_inputs_now(plan, b: int, station: int = 0) -> list[dict]:
+    """The records of the input files block ``b`` of the plan's ``station``-th station would read now
+    (what planning compares with its ``block_files``), each with ``file``, where it is."""
+    from obspy import UTCDateTime
+
+    sp = plan.stations[station]
+    a, e = sp.grid.block_read_span(sp.blocks, b)
+    return plan.source.input_records(sp.station, UTCDateTime(ns=a), UTCDateTime(ns=e))
+
+
 # -- numbers ------------------------------------------------------------------------------------
 def assert_close(got, ref, rtol=1e-10, atol=1e-12, what="array"):
     """The project's comparison: |a-b| <= rtol*|b| + atol*max|b| (per array)."""
