@@ -106,12 +106,17 @@ def contents_differ(recorded: T.Iterable[dict], current: T.Iterable[dict]) -> li
         Where the changed files are now, in the order recorded.
     """
     current = list(current)
-    where = {(c["path"], c["size"], c["mtime"]): c["file"] for c in current if "file" in c}
+    where: dict[tuple, list[str]] = {}
+    for c in current:
+        if "file" in c:
+            where.setdefault((c["path"], c["size"], c["mtime"]), []).append(c["file"])
     changed = []
     for r in as_current(list(recorded), current):
-        path = where.get((r["path"], r["size"], r["mtime"]))
-        if r.get("blake2b") and path is not None and file_digest(path) != r["blake2b"]:
-            changed.append(path)
+        # Two globs' files may share a relative path, size and mtime: the record is unchanged
+        # when either holds its bytes.
+        paths = where.get((r["path"], r["size"], r["mtime"]), [])
+        if r.get("blake2b") and paths and all(file_digest(p) != r["blake2b"] for p in paths):
+            changed.append(paths[0])
     return changed
 
 
