@@ -180,11 +180,11 @@ def assert_same_store(a, b, groups=("X9.SV13.",), names=STORE_VARIABLES):
 WRITE_TIMES = ("block_stamp",)
 
 
-def assert_stores_bitwise_equal(a, b, groups):
+def assert_stores_bitwise_equal(a, b, groups, ignore=()):
     """Every array of each of ``groups`` (data, coordinates, ledger) holds the same values in stores
     ``a`` and ``b`` (floats bitwise, NaN included), with the same shape, chunks, dtype and attributes,
-    and the groups' attributes are equal: what eventual equality promises (:data:`WRITE_TIMES`
-    compared in layout only)."""
+    and the groups' attributes are equal: what eventual equality promises (:data:`WRITE_TIMES`, and
+    the arrays named in ``ignore``, compared in layout only)."""
     import zarr
 
     za = zarr.open_group(str(a), mode="r", use_consolidated=False)
@@ -195,7 +195,7 @@ def assert_stores_bitwise_equal(a, b, groups):
             x, y = za[group][name], zb[group][name]
             assert (x.shape, x.chunks, x.dtype) == (y.shape, y.chunks, y.dtype), (group, name)
             assert dict(x.attrs) == dict(y.attrs), (group, name)
-            if name in WRITE_TIMES:
+            if name in WRITE_TIMES or name in ignore:
                 continue
             x, y = x[:], y[:]
             if x.dtype.kind in "fc":
@@ -217,6 +217,16 @@ def compute_all(cfg):
     store.open_or_create(plan.design.record())
     prepare_store(plan, store)
     return plan, execute_here(plan)
+
+
+def block_inputs_now(plan, b: int, station: int = 0) -> list[dict]:
+    """The records of the input files block ``b`` of the plan's ``station``-th station would read now
+    (what planning compares with its ``block_files``), each with ``file``, where it is."""
+    from obspy import UTCDateTime
+
+    sp = plan.stations[station]
+    a, e = sp.grid.block_read_span(sp.blocks, b)
+    return plan.source.input_records(sp.station, UTCDateTime(ns=a), UTCDateTime(ns=e))
 
 
 # -- numbers ------------------------------------------------------------------------------------

@@ -75,11 +75,13 @@ def day_file_location(name: str, net: str, sta: str, cha: str, sds_type: str, ye
     return loc, int(doy)
 
 
-def day_file(root: str, seed_id: str, sds_type: str, year: int, doy: int) -> str:
-    """The path of ``seed_id``'s day file ``year``/``doy``, as ObsPy's SDS client writes it."""
+def day_file_name(seed_id: str, sds_type: str, year: int, doy: int) -> str:
+    """The path of ``seed_id``'s day file ``year``/``doy`` relative to the archive's root, as
+    ObsPy's SDS client names it,
+    ``YEAR/NET/STA/CHA.TYPE/NET.STA.LOC.CHA.TYPE.YEAR.DOY`` (``/`` separators): what its
+    records name (:mod:`scatflow.inputs.records`)."""
     net, sta, loc, cha = seed_id.split(".")
-    return os.path.join(root, str(year), net, sta, f"{cha}.{sds_type}",
-                        f"{net}.{sta}.{loc}.{cha}.{sds_type}.{year}.{doy:03d}")
+    return f"{year}/{net}/{sta}/{cha}.{sds_type}/{net}.{sta}.{loc}.{cha}.{sds_type}.{year}.{doy:03d}"
 
 
 def read_days(channel: str, t0: UTCDateTime, t1: UTCDateTime, border_s: float,
@@ -194,15 +196,16 @@ class Layout:
 
     def records(self, seed_id: str, t0: UTCDateTime, t1: UTCDateTime) -> list[tuple[str, dict]]:
         """``(path, record)`` of the day files a read of ``seed_id`` over ``[t0, t1]`` opens, by
-        path (record: absolute path, size, mtime): their names built as ObsPy's client builds
-        them, one ``stat`` each, no listing."""
+        path (record: path relative to the root, size, mtime): their names built as ObsPy's
+        client builds them, one ``stat`` each, no listing."""
         out = []
         for year, doy in read_days(seed_id.split(".")[3], t0, t1, self.border_s, self.border_samples):
-            path = day_file(self.root, seed_id, self.sds_type, year, doy)
+            name = day_file_name(seed_id, self.sds_type, year, doy)
+            path = os.path.join(self.root, *name.split("/"))
             try:
                 st = os.stat(path)
             except (FileNotFoundError, NotADirectoryError):
                 continue
             if stat.S_ISREG(st.st_mode):
-                out.append((path, {"path": os.path.abspath(path), "size": st.st_size, "mtime": st.st_mtime}))
+                out.append((path, {"path": name, "size": st.st_size, "mtime": st.st_mtime}))
         return sorted(out, key=lambda pr: pr[0])

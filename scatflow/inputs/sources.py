@@ -19,6 +19,7 @@ from obspy import UTCDateTime
 
 from ..errors import InputError
 from .grid import same_rate
+from .records import file_record, glob_base, relative_to
 from .sdslayout import Layout
 from .wavefile import bad_files, file_digest, mislabelled, read_checked
 
@@ -34,6 +35,7 @@ class Extent:
     start_ns: int  # first sample, ns since 1970
     end_ns: int  # last sample, ns since 1970
     sampling_rate: float
+    rel: str = ""  # path relative to the archive's root (its glob's base): what a record names
 
 
 @dataclasses.dataclass
@@ -83,14 +85,18 @@ class Source:
         raise NotImplementedError
 
     def read(self, station: Station, t0: UTCDateTime, t1: UTCDateTime) -> tuple[obspy.Stream, list[dict]]:
-        """Traces of ``station`` covering ``[t0, t1]`` and the files read (path, size, mtime, blake2b)."""
+        """Traces of ``station`` covering ``[t0, t1]`` and the records of the files read (path
+        relative to the archive's root, size, mtime, blake2b)."""
         raise NotImplementedError  # pragma: no cover - interface
 
     def input_records(self, station: Station, t0: UTCDateTime, t1: UTCDateTime) -> list[dict]:
-        """The files (path, size, mtime) a read of ``station`` over ``[t0, t1]`` would touch now."""
-        return [_file_record(p) for p in self._paths(station, t0, t1)]
+        """The records (:mod:`scatflow.inputs.records`: path relative to the archive's root, size,
+        mtime) of the files a read of ``station`` over ``[t0, t1]`` would touch now, each with
+        ``file``, where it is now (for planning: never stored)."""
+        return [dict(file_record(p, rel), file=p) for p, rel in self._paths(station, t0, t1)]
 
-    def _paths(self, station: Station, t0: UTCDateTime, t1: UTCDateTime) -> list[str]:
+    def _paths(self, station: Station, t0: UTCDateTime, t1: UTCDateTime) -> list[tuple[str, str]]:
+        """(path now, path relative to the archive's root) of the files a read would open."""
         raise NotImplementedError  # pragma: no cover - interface
 
     def spec(self, station: Station | None = None, t0: UTCDateTime | None = None,
@@ -110,15 +116,10 @@ def make_source(spec: dict) -> Source:
     raise ValueError(f"unknown source kind {kind!r}")
 
 
-def _file_record(path: str) -> dict:
-    st = os.stat(path)
-    return {"path": os.path.abspath(path), "size": st.st_size, "mtime": st.st_mtime}
-
-
-def _read_record(path: str, record: dict | None = None) -> dict:
-    """The record of a file a worker has read: ``record`` (or its stat now) and the hash of its
-    bytes (a few ms a day file, with the file in the page cache after the read)."""
-    return dict(record or _file_record(path), blake2b=file_digest(path))
+def _read_record(path: str, record: dict) -> dict:
+    """The record of a file a worker has read: ``record`` and the hash of its bytes (a few ms a
+    day file, with the file in the page cache after the read)."""
+    return dict(record, blake2b=file_digest(path))
 
 
 def nominal_rate(rate: float) -> float:
@@ -186,21 +187,25 @@ class FileSource(Source):
             "extents": [dataclasses.asdict(e) for e in extents],
         }
 
-    def files(self) -> list[str]:
-        """The files the globs match, sorted; an InputError for a glob matching nothing."""
-        out = []
+    def files(self) -> dict[str, str]:
+        """The files the globs match (absolute path -> path relative to the base of the first
+        glob matching it: :func:`scatflow.inputs.records.glob_base`), sorted; an InputError for
+        a glob matching nothing."""
+        out: dict[str, str] = {}
         for pattern in self.patterns:
             hits = sorted(glob.glob(pattern, recursive=True))
             hits = [h for h in hits if os.path.isfile(h)]
             if not hits:
                 raise InputError(f"input.paths: no file matches {pattern}")
-            out.extend(hits)
-        return sorted(dict.fromkeys(out))
+            base = glob_base(pattern)
+            for h in hits:
+                out.setdefault(os.path.abspath(h), relative_to(h, base))
+        return dict(sorted(out.items()))
 
     def extents(self) -> list[Extent]:
         if self._extents is None:
             extents, errors = [], []
-            for path in self.files():
+            for path, rel in self.files().items():
                 try:
                     stream = read_checked(path, headonly=True)
                 except InputError as exc:
@@ -212,11 +217,12 @@ class FileSource(Source):
                     if matches(tr.id, self.select):
                         extents.append(
                             Extent(
-                                path=os.path.abspath(path),
+                                path=path,
                                 channel=tr.id,
                                 start_ns=tr.stats.starttime.ns,
                                 end_ns=tr.stats.endtime.ns,
                                 sampling_rate=nominal_rate(tr.stats.sampling_rate),
+                                rel=rel,
                             )
                         )
             if not extents and errors:
@@ -235,17 +241,18 @@ class FileSource(Source):
     def _paths(self, station, t0, t1):
         wanted = set(station.channels)
         return sorted(
-            {e.path for e in self.extents() if e.channel in wanted and e.start_ns <= t1.ns and e.end_ns >= t0.ns}
+            {(e.path, e.rel) for e in self.extents()
+             if e.channel in wanted and e.start_ns <= t1.ns and e.end_ns >= t0.ns}
         )
 
     def read(self, station, t0, t1):
         wanted = set(station.channels)
         paths = self._paths(station, t0, t1)
         stream = obspy.Stream()
-        for path in paths:
+        for path, _ in paths:
             st = read_checked(path, starttime=t0, endtime=t1)
             stream += obspy.Stream([tr for tr in st if tr.id in wanted])
-        return stream, [_read_record(p) for p in paths]
+        return stream, [_read_record(p, file_record(p, rel)) for p, rel in paths]
 
 
 class SDSSource(Source):
@@ -353,10 +360,7 @@ class SDSSource(Source):
         return None, bad
 
     def input_records(self, station, t0, t1):
-        return [r for seed_id in station.channels for _, r in self.layout.records(seed_id, t0, t1)]
-
-    def _paths(self, station, t0, t1):
-        return [p for seed_id in station.channels for p, _ in self.layout.records(seed_id, t0, t1)]
+        return [dict(r, file=p) for seed_id in station.channels for p, r in self.layout.records(seed_id, t0, t1)]
 
     def read(self, station, t0, t1):
         """As ObsPy's SDS client (``get_waveforms(..., merge=None)``), file by file, with every
@@ -367,7 +371,7 @@ class SDSSource(Source):
         stream = obspy.Stream()
         for seed_id in station.channels:
             for path, record in self.layout.records(seed_id, t0, t1):
-                files.append(record)
+                files.append((path, record))
                 if record["size"] == 0:
                     continue  # a ring-buffer archiver's placeholder: no data, as for ObsPy's client
                 part = read_checked(path, format="MSEED", starttime=t0, endtime=t1)
@@ -377,7 +381,7 @@ class SDSSource(Source):
         # No merge: ObsPy's merge refuses traces of different rates (a station upgraded at
         # midnight) and picks one side of a conflicting overlap.
         stream.trim(t0, t1)
-        return stream, [_read_record(r["path"], r) for r in files]
+        return stream, [_read_record(p, r) for p, r in files]
 
 
 __all__ = ["InputError", "Station", "Source", "FileSource", "SDSSource", "make_source", "matches"]

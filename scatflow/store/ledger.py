@@ -27,7 +27,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import os
 import typing as T
 
 import numpy as np
@@ -35,6 +34,7 @@ import numpy as np
 import zarr
 
 from ..inputs.grid import Blocks
+from ..inputs.records import as_current
 from ..inputs.wavefile import file_digest
 
 COMPLETE, MISSING, CHANGED, NO_DATA, FAILED, PENDING = (
@@ -42,7 +42,7 @@ COMPLETE, MISSING, CHANGED, NO_DATA, FAILED, PENDING = (
 
 
 def _records(text) -> list:
-    """A ``block_files`` cell: JSON list of ``{path, size, mtime}`` ([] when empty)."""
+    """A ``block_files`` cell: JSON list of ``{path, size, mtime, blake2b}`` ([] when empty)."""
     text = str(text)
     return json.loads(text) if text else []
 
@@ -65,54 +65,59 @@ def consecutive(blocks: T.Iterable[int]) -> list[list[int]]:
 
 
 def file_key(records: T.Iterable[dict]) -> set:
-    """What identifies a set of input records: (path, size, mtime, digest) of each (the digest
-    of a channel's response, for ``response:`` records; None for files). A file's content hash
-    (``blake2b``) is not part of it: planning compares what ``os.stat`` says, so records written
-    before the hash was recorded, and the ones planning makes from ``stat``, compare alike."""
+    """What identifies a set of input records: (path, size, mtime, digest) of each (the path
+    relative to the archive's root, :mod:`scatflow.inputs.records`; the digest of a channel's
+    response, for ``response:`` records; None for files). A file's content hash (``blake2b``) is
+    not part of it: planning compares what ``os.stat`` says, so records written before the hash
+    was recorded, and the ones planning makes from ``stat``, compare alike."""
     return {(r["path"], r["size"], r["mtime"], r.get("digest")) for r in records}
 
 
 def inputs_differ(recorded: T.Iterable[dict], current: T.Iterable[dict]) -> bool:
     """Whether a block's inputs now differ from those it was computed from: a file it read grew or
     was rewritten, or a new file falls in its span. A file that is merely gone does not count:
-    pruning raw data never throws away results computed from it."""
-    return bool(file_key(current) - file_key(recorded))
+    pruning raw data never throws away results computed from it. Paths compare relative to the
+    archive's root (absolute ones of older stores by their trailing part: :func:`as_current`),
+    so an archive moved or mounted elsewhere is the same input."""
+    current = list(current)
+    return bool(file_key(current) - file_key(as_current(list(recorded), current)))
 
 
-def contents_differ(recorded: T.Iterable[dict]) -> list[str]:
+def contents_differ(recorded: T.Iterable[dict], current: T.Iterable[dict]) -> list[str]:
     """Recorded input files whose bytes now differ from those the block read, whatever their size
     and mtime say (a same-size rewrite with its mtime restored: ``cp -p``, ``rsync -t``).
 
     Reads every file again: a deliberate check, too costly for every night's planning (see
     ``docs/architecture.md``). Records without ``blake2b`` (stores written before it was recorded,
-    response records) and files that are gone are not checked.
+    response records) are not checked, nor files that are gone or whose size or mtime changed
+    (:func:`inputs_differ` counts those already).
+
+    Parameters
+    ----------
+    recorded : iterable of dict
+        A block's records, as stored.
+    current : iterable of dict
+        The records of the files its read span touches now, each with ``file``, where it is
+        (:meth:`scatflow.inputs.sources.Source.input_records`).
 
     Returns
     -------
     list of str
-        Paths, in the order recorded.
+        Where the changed files are now, in the order recorded.
     """
+    current = list(current)
+    where: dict[tuple, list[str]] = {}
+    for c in current:
+        if "file" in c:
+            where.setdefault((c["path"], c["size"], c["mtime"]), []).append(c["file"])
     changed = []
-    for r in recorded:
-        if r.get("blake2b") and os.path.isfile(r["path"]) and file_digest(r["path"]) != r["blake2b"]:
-            changed.append(r["path"])
+    for r in as_current(list(recorded), current):
+        # Two globs' files may share a relative path, size and mtime: the record is unchanged
+        # when either holds its bytes.
+        paths = where.get((r["path"], r["size"], r["mtime"]), [])
+        if r.get("blake2b") and paths and all(file_digest(p) != r["blake2b"] for p in paths):
+            changed.append(paths[0])
     return changed
-
-
-def recorded_files_changed(b: int, records: list) -> bool:
-    """Whether any recorded input file of a block now has another size or mtime.
-
-    Without the input's description only the files a block read can be checked;
-    the planner also sees new files (:func:`scatflow.workflow.plan.make_plan`).
-    """
-    for r in records:
-        try:
-            st = os.stat(r["path"])
-        except OSError:
-            continue  # gone: see inputs_differ
-        if st.st_size != r["size"] or st.st_mtime != r["mtime"]:
-            return True
-    return False
 
 
 class _Cells:
@@ -275,9 +280,11 @@ def read_ledger(group: zarr.Group, n: int | None = None, inputs_changed=None, re
 
     ``n`` larger than the stored length gives the ledger after a planned growth.
     ``inputs_changed(b, files)`` tells whether block ``b``'s recorded input files
-    ``files`` differ from what is on disk now (default: recorded files changed or gone);
-    it is asked only for the complete blocks ``recheck(b)`` selects (default: none, so the
-    states are the ledger's alone), and the data (coverage) is read only with ``check_data``.
+    ``files`` differ from what is on disk now (default: never: records name files relative
+    to the archive's root, which only the input's description knows; the planner passes
+    its own); it is asked only for the complete blocks ``recheck(b)`` selects (default:
+    none, so the states are the ledger's alone), and the data (coverage) is read only with
+    ``check_data``.
     """
     n = int(group["time"].shape[0]) if n is None else n
     chunk = int(group.attrs.get("block_windows") or group["coverage"].chunks[0])
@@ -287,6 +294,6 @@ def read_ledger(group: zarr.Group, n: int | None = None, inputs_changed=None, re
     return Ledger.from_arrays(Blocks(chunk, n), arrays["block_done"], text["block_error"],
                               lambda b: block_has_data(group, b, chunk),
                               files=text["block_files"], notes=text["block_notes"],
-                              inputs_changed=inputs_changed or recorded_files_changed,
+                              inputs_changed=inputs_changed or (lambda b, files: False),
                               recheck=recheck or (lambda b: False), summary=text["block_summary"],
                               chunk=ledger_chunk, check_data=check_data)

@@ -296,7 +296,7 @@ def _station_plan(design: Design, source: Source, st: Station, state: StationSta
         current = source.input_records(st, UTCDateTime(ns=a), UTCDateTime(ns=e))
         if responses is not None:
             current += responses.records(st.channels, a, e)
-        return inputs_differ(recorded, current) or (recheck_all and bool(contents_differ(recorded)))
+        return inputs_differ(recorded, current) or (recheck_all and bool(contents_differ(recorded, current)))
 
     # Late data is looked for in the blocks ending within recheck_ns of the station's newest window
     # (all blocks with --recheck-all): the others cost one ledger value each, nothing on disk.
