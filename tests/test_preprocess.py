@@ -131,19 +131,21 @@ def test_block_spans_agree_with_the_continuous_record(raw):
         assert again.data.tobytes() == got.data.tobytes()
 
 
-def test_a_response_is_evaluated_once_per_fft_length_with_the_same_bits_and_notes(monkeypatch):
-    """evalresp (most of a block's preprocessing) runs once per process for each response and FFT
-    length; blocks get the bits and the notes a fresh evaluation gives, whichever came first."""
+@pytest.mark.parametrize("water_level", [60.0, None])
+def test_a_response_is_evaluated_once_per_fft_length_with_obspys_bits_and_notes(monkeypatch, water_level):
+    """evalresp, the pre_filt taper and the inversion (most of a block's preprocessing time and
+    memory) are made once per process for each response and FFT length; every block still gets the
+    bits and the notes of ObsPy's own remove_response, whichever block came first."""
     import warnings
 
     from obspy.core.inventory.response import Response
 
+    from scatflow.inputs import deconvolve
     from scatflow.inputs import process as process_module
-    from scatflow.inputs import respcache
 
     tr = record(50.0, 3 * 3600)
     inv = station_inventory([(ID, 50.0)])
-    pre = preprocess(pre_filt=(0.2, 0.5, 20.0, 24.0))
+    pre = preprocess(pre_filt=(0.2, 0.5, 20.0, 24.0), water_level=water_level)
     calls, original = [], Response.get_evalresp_response
 
     def counted(self, *args, **kwargs):
@@ -151,8 +153,13 @@ def test_a_response_is_evaluated_once_per_fft_length_with_the_same_bits_and_note
         warnings.warn("evalresp: a stage's gain is guessed")  # recorded in each block's notes
         return original(self, *args, **kwargs)
 
+    def obspys(tr, response, digest, output, pre_filt, water_level, frac):
+        tr.stats.response = response
+        tr.remove_response(output=output, pre_filt=pre_filt, water_level=water_level, zero_mean=True,
+                           taper=True, taper_fraction=frac)
+
     monkeypatch.setattr(Response, "get_evalresp_response", counted)
-    respcache.clear()
+    deconvolve.clear()
 
     def blocks():
         responses = Responses(pre, inv)  # a worker's, kept across its blocks
@@ -161,13 +168,14 @@ def test_a_response_is_evaluated_once_per_fft_length_with_the_same_bits_and_note
 
     kept = blocks()
     assert len(calls) == 1  # three blocks of one length: one evaluation
-    monkeypatch.setattr(process_module, "reused", lambda response, digest: response)
+    monkeypatch.setattr(process_module, "remove_response", obspys)
     fresh = blocks()
     assert len(calls) == 4
     for a, b in zip(kept, fresh):
+        assert a.recorded.all()
         assert a.data.tobytes() == b.data.tobytes()
         assert a.notes == b.notes == [f"{ID}: evalresp: a stage's gain is guessed"]
-    respcache.clear()
+    deconvolve.clear()
 
 
 def test_gap_edges_are_not_recorded_within_the_pad():

@@ -31,7 +31,7 @@ from ..errors import InputError
 from .epochs import Lattice, Responses, by_response, split
 from .grid import same_rate
 from .preprocess import OBSPY_OUTPUT, Preprocess, ratio
-from .respcache import reused
+from .deconvolve import remove_response
 from .sources import nominal_rate
 from .windows import Aligned, align
 
@@ -156,8 +156,7 @@ def _process_rate(group: list, raw: float, up: int, down: int, target: _Target, 
             continue
         t0 = origin_ns + int(round(s * 1e9 / raw))
         piece = next((p for j0, j1, p in spans if j0 <= a < j1)) if spans else None
-        # Evaluated once per process for each response and FFT length (the same bits as each time).
-        response = reused(piece.response_at(t0), piece.digest) if piece and piece.response is not None else None
+        response = (piece.response_at(t0), piece.digest) if piece and piece.response is not None else None
         y = _chain(x, seed_id, raw, t0, up, down, pre, response, out.notes)
         n0 = s * up // down - o0
         lo = n0 + (pad_out if a > 0 else 0)
@@ -185,7 +184,7 @@ def _runs(rec: np.ndarray) -> list[tuple[int, int]]:
 
 def _chain(x: np.ndarray, seed_id: str, raw: float, t0_ns: int, up: int, down: int, pre: Preprocess, response,
            notes: list) -> np.ndarray:
-    """Response (``response``: the one in force over the whole run), filter and resampling of one
+    """Response (``response``: the one in force over the whole run and its digest), filter and resampling of one
     contiguous run starting at ``t0_ns``; ObsPy's warnings join ``notes`` instead of the console."""
     from obspy import Trace, UTCDateTime
     from scipy.signal import resample_poly
@@ -200,16 +199,15 @@ def _chain(x: np.ndarray, seed_id: str, raw: float, t0_ns: int, up: int, down: i
             try:
                 if response is None:
                     raise ValueError("no response")
-                tr.stats.response = response
                 if pre.response == "sensitivity":
+                    tr.stats.response = response[0]
                     tr.remove_sensitivity()
                 else:
                     # The cosine taper covers the first half of the pad at each end (the pad is twice the
                     # transient), whatever the run's length, so a cut's effect is the same in every block.
                     frac = min(1.0, pre.pad_s * raw / tr.stats.npts)
-                    tr.remove_response(output=OBSPY_OUTPUT[pre.response], pre_filt=pre.pre_filt,
-                                       water_level=pre.water_level, zero_mean=True, taper=True,
-                                       taper_fraction=frac)
+                    # ObsPy's remove_response, bit for bit, with the response's factors kept per process.
+                    remove_response(tr, *response, OBSPY_OUTPUT[pre.response], pre.pre_filt, pre.water_level, frac)
             except Exception as exc:  # noqa: BLE001 - ObsPy raises bare Exceptions for unusable responses
                 msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 raise InputError(f"{seed_id}: no usable response in preprocess.inventory at "
