@@ -2,8 +2,8 @@
 
 Run by hand::
 
-    python benchmarks/profile.py [--repeats 3] [--workdir /tmp/scatflow-profile] [--dtypes float64,float32]
-                                 [--no-preprocess] [--no-end-to-end]
+    python benchmarks/profile.py [--repeats 3] [--stage-rounds 1] [--workdir /tmp/scatflow-profile]
+                                 [--dtypes float64,float32] [--no-preprocess] [--no-end-to-end]
 
 The data is ``scatflow example``'s synthetic day (3 channels, 50 Hz, 4319
 windows of 40 s with 50 % overlap, 4 blocks of 6 h). For each precision, with
@@ -189,7 +189,8 @@ def main(argv=None) -> None:
     parser.add_argument("--dtypes", default="float64,float32")
     parser.add_argument("--no-preprocess", action="store_true")
     parser.add_argument("--no-end-to-end", action="store_true")
-    parser.add_argument("--no-stages", action="store_true")
+    parser.add_argument("--stage-rounds", type=int, default=1,
+                        help="rounds that also time the stages (in-process, one thread; the first rounds)")
     args = parser.parse_args(argv)
     print(environment(), flush=True)
 
@@ -204,7 +205,7 @@ def main(argv=None) -> None:
     peak = {v: [] for v in cfgs}
     for rep in range(args.repeats):
         for variant, cfg in cfgs.items():
-            if not args.no_stages:
+            if rep < args.stage_rounds:
                 stages[variant].append(stage_profile(cfg))
             if "preprocess" not in variant:
                 alone[variant].append(kernel_alone(cfg))

@@ -1,6 +1,7 @@
 """A run plans first and asks for its cluster only when there is a block to compute: a night with
 nothing new starts no cluster and submits no worker job, and still records itself."""
 
+import pytest
 import zarr
 from helpers import plan_and_run_in_process, write_config, write_sds
 
@@ -39,3 +40,27 @@ def test_a_job_cluster_is_not_started_until_asked_for():
                            log=logs.append) as start:
         assert callable(start)
     assert logs == []
+
+
+@pytest.mark.slow
+def test_local_workers_keep_freed_memory_in_their_heap_unless_told_otherwise(monkeypatch):
+    """Dask's 64 KiB trim threshold makes a worker that has just preprocessed a block page-fault
+    through the kernel (+20 % per block, benchmarks/profile.py): local workers get
+    WORKER_TRIM_BYTES, unless the user set the variable."""
+    import os
+
+    import dask
+
+    key = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
+
+    def workers_value():
+        with dask.config.set({key: 65536}):  # Dask's default, restored after
+            with cluster.on_demand({"kind": "local", "workers": 1, "dashboard": False}, log=lambda s: None) as start:
+                handle = start()
+                handle.wait_ready()
+                return set(handle.client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_")).values())
+
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    assert workers_value() == {str(cluster.WORKER_TRIM_BYTES)}
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "1048576")
+    assert workers_value() == {"1048576"}
