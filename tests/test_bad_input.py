@@ -306,6 +306,18 @@ def test_job_clusters_work_without_cores_or_memory(monkeypatch):
     assert "#SBATCH --cpus-per-task=1" in script and "#SBATCH --mem=2G" in script
 
 
+@pytest.mark.slow  # builds a SLURMCluster (its scheduler starts) to render the job script
+def test_job_workers_get_the_trim_threshold_after_the_users_prologue():
+    """Batch workers get the local workers' trim threshold (a worker that preprocessed a block
+    page-faults through the kernel at Dask's 64 KiB), after the user's prologue, which may set it."""
+    pytest.importorskip("dask_jobqueue")
+    script = cluster.job_script({"kind": "slurm", "queue": "debug", "cores": 1, "memory": "1GB", "processes": 1,
+                                 "jobs": 1, "interface": "lo", "lifetime_stagger": "1m", "tls": False,
+                                 "job_script_prologue": ["source /opt/venv/bin/activate"]})
+    mine = f"export MALLOC_TRIM_THRESHOLD_=${{MALLOC_TRIM_THRESHOLD_:-{cluster.WORKER_TRIM_BYTES}}}"
+    assert script.index("source /opt/venv/bin/activate") < script.index(mine) < script.index("distributed.cli")
+
+
 def test_config_values_are_never_evaluated(tmp_path, capsys):
     marker = tmp_path / "pwned"
     path = write(obspy.Stream([noise_trace()]), tmp_path / "x.mseed")

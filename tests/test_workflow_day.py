@@ -134,7 +134,7 @@ def test_a_station_day_is_computed_in_every_worker_process(example_day):
     import zarr
 
     root, store = example_day
-    (first, *_) = zarr.open_group(str(store), mode="r").attrs["runs"]
+    (first, *_) = zarr.open_group(str(store), mode="r").attrs["scatflow"]["runs"]
     assert first["blocks_done"] == DAY_BLOCKS
     assert first["workers_count"] == 2, first["workers"]
 

@@ -1,4 +1,5 @@
-"""Worker preload: keep distributed's shutdown races and Ctrl-C out of the user's terminal.
+"""Worker preload: keep distributed's shutdown races and Ctrl-C out of the user's terminal, and
+import what a block needs while the driver plans.
 
 A Ctrl-C in the terminal reaches every process of the foreground group, local
 workers included, which would each print a KeyboardInterrupt traceback; the
@@ -11,12 +12,19 @@ logs it at ERROR with a full traceback (dask/distributed#7105). The run itself i
 over and nothing is lost, but the CLI promises one line on stderr per error.
 This filter drops ``distributed.*`` records below CRITICAL emitted by a worker that
 is already closing; everything a running worker logs still reaches stderr.
+
+A worker's first block would otherwise begin with about a second of imports
+(ObsPy, SciPy, Zarr, xarray: ``scatflow.workflow.worker``), after the driver has
+planned; a background thread makes them while the driver plans and prepares the
+store (Python's import lock makes a task that arrives early wait for them).
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import signal
+import threading
 
 CLOSING = ("closing", "closed")
 
@@ -44,3 +52,5 @@ def dask_setup(worker) -> None:
     for handler in logging.getLogger("distributed").handlers + logging.getLogger().handlers:
         if not any(isinstance(f, ClosingNoise) for f in handler.filters):
             handler.addFilter(noise)
+    threading.Thread(target=importlib.import_module, args=("scatflow.workflow.worker",), daemon=True,
+                     name="scatflow-imports").start()

@@ -165,6 +165,11 @@ def job_cluster(cfg: dict, tls_dir: str | None = None):
         # Neither the config nor jobqueue.yaml says: dask-jobqueue would refuse with a long message.
         if key not in kwargs and dask.config.get(f"jobqueue.{cfg['kind']}.{key}", None) is None:
             kwargs[key] = default
+    # The workers' trim threshold (see WORKER_TRIM_BYTES): a job's nanny passes the variable on to
+    # its worker process; one the site or the user sets first is kept.
+    prologue = kwargs.get("job_script_prologue") or dask.config.get(f"jobqueue.{cfg['kind']}.job-script-prologue", None)
+    kwargs["job_script_prologue"] = list(prologue or []) + [
+        f"export MALLOC_TRIM_THRESHOLD_=${{MALLOC_TRIM_THRESHOLD_:-{WORKER_TRIM_BYTES}}}"]
     if cfg.get("lifetime"):
         # Retire before the walltime kills the job; adapt() below submits the replacements.
         # No --lifetime-restart: that restarts inside the same job, which still hits its walltime.
