@@ -103,6 +103,9 @@ def stage_profile(cfg_path: Path) -> dict[str, float]:
     from scatflow.workflow.plan import make_plan
     from scatflow.workflow.run import prepare_store
 
+    from scatflow.inputs import deconvolve
+
+    deconvolve.clear()  # the response factors as a fresh worker has them: evaluated in this day's blocks
     cfg = load_config(cfg_path)
     path = Path(cfg.output["store"])
     shutil.rmtree(path, ignore_errors=True)

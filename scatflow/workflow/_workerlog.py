@@ -52,5 +52,8 @@ def dask_setup(worker) -> None:
     for handler in logging.getLogger("distributed").handlers + logging.getLogger().handlers:
         if not any(isinstance(f, ClosingNoise) for f in handler.filters):
             handler.addFilter(noise)
-    threading.Thread(target=importlib.import_module, args=("scatflow.workflow.worker",), daemon=True,
-                     name="scatflow-imports").start()
+    threading.Thread(target=_warm, daemon=True, name="scatflow-imports").start()
+
+
+def _warm() -> None:
+    importlib.import_module("scatflow.workflow.worker").warm()
