@@ -50,6 +50,7 @@ def test_local_workers_keep_freed_memory_in_their_heap_unless_told_otherwise(mon
     import os
 
     import dask
+    import distributed  # noqa: F401 - its defaults must be in Dask's config before the set() below restores it
 
     key = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
 
