@@ -17,6 +17,9 @@ A worker's first block would otherwise begin with about a second of imports
 (ObsPy, SciPy, Zarr, xarray: ``scatflow.workflow.worker``), after the driver has
 planned; a background thread makes them while the driver plans and prepares the
 store (Python's import lock makes a task that arrives early wait for them).
+Preprocessing's own modules are left to the first block that needs them:
+importing them too added about 80 MB to every worker, preprocessing or not, and
+made the runs slower (benchmarks/profile.py).
 """
 
 from __future__ import annotations
@@ -52,8 +55,5 @@ def dask_setup(worker) -> None:
     for handler in logging.getLogger("distributed").handlers + logging.getLogger().handlers:
         if not any(isinstance(f, ClosingNoise) for f in handler.filters):
             handler.addFilter(noise)
-    threading.Thread(target=_warm, daemon=True, name="scatflow-imports").start()
-
-
-def _warm() -> None:
-    importlib.import_module("scatflow.workflow.worker").warm()
+    threading.Thread(target=importlib.import_module, args=("scatflow.workflow.worker",), daemon=True,
+                     name="scatflow-imports").start()

@@ -163,20 +163,6 @@ def _samples(stream, task: BlockTask, b: int, files: list) -> windows.Aligned:
     return full
 
 
-#: Modules a block imports on first use (preprocessing imports lazily: a run without it never pays).
-FIRST_USE = ("obspy.core.inventory", "obspy.signal.filter", "obspy.signal.invsim", "obspy.signal.util",
-             "scipy.signal")
-
-
-def warm() -> None:
-    """Import what a worker's first block needs (called at a local worker's start, in the
-    background, while the driver plans: about a second less in each worker's first block)."""
-    import importlib
-
-    for name in FIRST_USE:
-        importlib.import_module(name)
-
-
 _kept_responses: dict = {}
 
 
