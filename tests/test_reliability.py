@@ -93,7 +93,10 @@ def assert_done_blocks_correct(store, reference):
 def start_run(sds_archive, tmp_path, **pipes):
     """``scatflow run`` of the RUN span in its own process group: (config, store, process)."""
     cfg = write_config(tmp_path / "run.toml", sds=sds_archive[0], store="run.zarr", **RUN)
-    proc = subprocess.Popen(scatflow_cmd("run", str(cfg), "--quiet"), start_new_session=True, **pipes)
+    # Ledger batches every second: with the default 10 s a fast machine finishes the run before
+    # its first batch, and there is no mid-run state to stop in.
+    proc = subprocess.Popen(scatflow_cmd("run", str(cfg), "--quiet"), start_new_session=True,
+                            env={**os.environ, "SCATFLOW_LEDGER_FLUSH_S": "1"}, **pipes)
     return cfg, tmp_path / "run.zarr", proc
 
 

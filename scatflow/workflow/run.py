@@ -100,7 +100,9 @@ def _signals_held():
 #: Most shards one task computes (each a day of blocks at 6 h blocks).
 MAX_SHARDS_PER_TASK = 2
 #: The driver records returned blocks in the ledger after this many results, or this many seconds.
-FLUSH_BLOCKS, FLUSH_S = 512, 10.0
+#: (``SCATFLOW_LEDGER_FLUSH_S`` sets the seconds: tests that stop a driver mid-run need blocks
+#: recorded before a short run ends.)
+FLUSH_BLOCKS, FLUSH_S = 512, float(os.environ.get("SCATFLOW_LEDGER_FLUSH_S", 10.0))
 
 
 class _Ledger:
