@@ -45,15 +45,7 @@ from obspy import UTCDateTime
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import environment, median, run_tree  # noqa: E402
-
-PREPROCESS = """
-[preprocess]
-inventory = ["stations.xml"]
-response = "velocity"
-pre_filt = [0.2, 0.5, 20.0, 24.0]
-filter = { type = "highpass", freq = 1.0, corners = 4, zerophase = true }
-sampling_rate = 50.0
-"""
+from day import PREPROCESS  # noqa: E402 - the same [preprocess] section as the station-day benchmark
 
 STAGES = ("read", "align/preprocess", "coverage", "kernel", "assembly", "encode+compress", "store write")
 
