@@ -18,6 +18,7 @@ from pathlib import Path
 from obspy import UTCDateTime
 
 from .errors import ConfigError
+from .location import as_location, check_options, is_url, public_options
 from .schema import CLUSTER_KINDS, LAYER_KEYS, REQUIRED, SCHEMA, Key
 
 
@@ -38,8 +39,9 @@ class Config:
     analysis: T.Mapping = dataclasses.field(default_factory=lambda: types.MappingProxyType({}))
 
     @property
-    def store(self) -> Path:
-        return Path(self.output["store"])
+    def store(self):
+        """``output.store``: a local path (str) or a :class:`~scatflow.location.Url`."""
+        return self.output["store"]
 
     @property
     def hop_s(self) -> float:
@@ -47,8 +49,13 @@ class Config:
         return hop_seconds(self.network)
 
     def resolved(self) -> dict:
-        """The configuration as a plain dict (for provenance)."""
-        return {name: thaw(getattr(self, name)) for name in SCHEMA}
+        """The configuration as a plain dict (for provenance): connection settings keep only what
+        may be written down (endpoint, anonymous access, region), never a credential."""
+        out = {name: thaw(getattr(self, name)) for name in SCHEMA}
+        for section in out.values():
+            if section.get("storage_options") is not None:
+                section["storage_options"] = public_options(section["storage_options"])
+        return out
 
 
 def freeze(value):
@@ -156,15 +163,39 @@ def _check(sections: dict, base: Path | None, source: str, block_given: bool = T
     (``block_given``: the file sets ``output.block_s`` itself, so a bad block is its fault)."""
 
     def resolve(p: str) -> str:
+        if is_url(p):
+            return p
         q = Path(p).expanduser()
         return str(q if q.is_absolute() or base is None else (base / q))
 
+    for name in ("input", "output", "preprocess"):
+        sections[name]["storage_options"] = check_options(sections[name]["storage_options"],
+                                                          f"{source}: '{name}.storage_options'")
     _check_input(sections["input"], resolve, source)
     _check_network(sections["network"], resolve, source)
     _check_output(sections["output"], sections["network"], resolve, source, block_given)
     _check_cluster(sections["cluster"], source)
     _check_preprocess(sections["preprocess"], resolve, source, sections["output"]["block_s"])
     _check_analysis(sections["analysis"], source)
+    _attach_options(sections)
+
+
+def _attach_options(sections: dict) -> None:
+    """Turn each URL of a section into a :class:`~scatflow.location.Url` carrying the section's
+    ``storage_options``, so that they travel with it (and only with it) to every reader."""
+    def located(name: str, value):
+        options = sections[name]["storage_options"]
+        if isinstance(value, list):
+            return [located(name, v) for v in value]
+        return as_location(value, options) if is_url(value) else value
+
+    inp, out, pre = sections["input"], sections["output"], sections["preprocess"]
+    for key in ("paths", "sds"):
+        if inp[key] is not None:
+            inp[key] = located("input", inp[key])
+    out["store"] = located("output", out["store"])
+    if pre["inventory"] is not None:
+        pre["inventory"] = located("preprocess", pre["inventory"])
 
 
 def _check_input(inp: dict, resolve, source: str) -> None:

@@ -17,6 +17,7 @@ import warnings
 import numpy as np
 
 from .errors import StoreError
+from .location import is_url
 
 #: At most this many time columns are drawn; longer spans are averaged over consecutive windows.
 MAX_COLUMNS = 3000
@@ -36,8 +37,9 @@ def import_matplotlib():
 
 
 def default_output(store, station: str) -> str:
-    """``<store without .zarr>.<station>.png`` beside the store."""
-    base = os.path.normpath(os.fspath(store))
+    """``<store without .zarr>.<station>.png`` beside the store (in the working directory for
+    a store on an object store)."""
+    base = os.path.normpath(os.fspath(store) if not is_url(store) else str(store).rstrip("/").rsplit("/", 1)[-1])
     if base.endswith(".zarr"):
         base = base[: -len(".zarr")]
     return f"{base}.{station}.png"

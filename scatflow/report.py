@@ -14,6 +14,7 @@ import numpy as np
 from .store.ledger import CHANGED, COMPLETE, FAILED, MISSING, NO_DATA, PENDING, consecutive
 from .inputs.preprocess import steps_text
 from .store.reader import StationGroup, StoreReader, missing_blocks
+from .location import is_url
 from .store.relay import work_dir
 from .store.summary import count
 
@@ -264,7 +265,7 @@ def store_report(path) -> str:
     meta = reader.meta
     versions = meta.get("versions") or {}
     others = ", ".join(f"{k} {v}" for k, v in versions.items() if k != "scatflow")
-    lines = [f"store:      {os.path.abspath(reader.path)}",
+    lines = [f"store:      {reader.path if is_url(reader.path) else os.path.abspath(reader.path)}",
              f"scatflow:   {versions.get('scatflow', '?')}" + (f" ({others})" if others else "")]
     for i, line in enumerate(_design_lines(meta.get("design") or {})):
         lines.append(("design:     " if i == 0 else "            ") + line)
@@ -273,7 +274,7 @@ def store_report(path) -> str:
     lines.extend(_stack_lines(meta.get("runs") or []))
     groups = reader.stations
     lines.append(f"stations:   {len(groups)}" + (f" ({', '.join(groups)})" if groups else ""))
-    if os.path.isdir(work_dir(reader.path)):
+    if not is_url(reader.path) and os.path.isdir(work_dir(reader.path)):
         lines.append(f"            {work_dir(reader.path)}: a run is adding a channel to a station, or was stopped "
                      "while it did; the next run finishes it (until then a station may be missing here)")
     for name in reader.analysis_names():

@@ -27,12 +27,14 @@ class Key:
 SCHEMA: dict[str, dict[str, Key]] = {
     "input": {
         "paths": Key(list, None, "globs of waveform files ObsPy can read (miniSEED...), relative to the config"),
-        "sds": Key(str, None, "root of an SDS archive (YEAR/NET/STA/CHA.D/NET.STA.LOC.CHA.D.YEAR.DOY)"),
+        "sds": Key(str, None, "root of an SDS archive (YEAR/NET/STA/CHA.D/NET.STA.LOC.CHA.D.YEAR.DOY), a path or URL"),
         "select": Key(list, ["*.*.*.*"], "SEED id patterns NET.STA.LOC.CHA with shell wildcards"),
         "start": Key(str, None, "UTC start of the span (ISO 8601); default: first sample (paths only)"),
         "end": Key(str, None, "UTC end of the span, exclusive; default: just after the last sample (paths only)"),
         "recheck_days": Key((int, float), 10.0, "done blocks ending within this many days of a station's newest "
                             "window are checked for late or changed input files on every run"),
+        "storage_options": Key(dict, None, "archive: connection settings for s3:// URLs, s3fs's names (endpoint_url, "
+                               "anon, key, secret, client_kwargs); credentials never recorded"),
     },
     "network": {
         "window_s": Key((int, float), 40.0, "window duration in seconds (bins = window_s x sampling rate)"),
@@ -45,9 +47,11 @@ SCHEMA: dict[str, dict[str, Key]] = {
         ),
     },
     "output": {
-        "store": Key(str, REQUIRED, "Zarr store directory to write (relative to the config)"),
+        "store": Key(str, REQUIRED, "Zarr store directory (relative to the config) or URL (s3://bucket/prefix) to write"),
         "dtype": Key(str, "float32", "coefficient precision: float32 | float64"),
         "block_s": Key((int, float), 21600.0, "time block per task and Zarr chunk along time, seconds"),
+        "storage_options": Key(dict, None, "store: connection settings for s3:// URLs, s3fs's names (endpoint_url, "
+                               "anon, key, secret, client_kwargs); credentials never recorded"),
     },
     "cluster": {
         "kind": Key(str, "local", "local | a scheduler address tcp://host:port"),
@@ -89,6 +93,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "sampling_rate": Key((int, float), None, "resample every channel to this rate, Hz (scipy resample_poly)"),
         "pad_s": Key((int, float), None, "margin processed each side of a block and masked at data edges, seconds "
                      "(default: twice the longest transient of the steps)"),
+        "storage_options": Key(dict, None, "inventory: connection settings for s3:// URLs, s3fs's names (endpoint_url, "
+                               "anon, key, secret, client_kwargs); credentials never recorded"),
     },
     # scatflow analyze: independent components and clusters of the stored coefficients.
     "analysis": {

@@ -63,16 +63,20 @@ def toml_layers(layers) -> str:
 def write_config(path: Path, *, paths=None, sds=None, select=None, start=None, end=None,
                  window_s=40.0, overlap=0.5, reduce="median", layers=SMALL_LAYERS, design=None,
                  store="out.zarr", dtype="float64", block_s=None, workers=1, cluster=None,
-                 preprocess=None, recheck_days=None) -> Path:
+                 preprocess=None, recheck_days=None, input_options=None, output_options=None) -> Path:
     """Write a ``scatflow run`` config to ``path`` and return ``path``.
 
     The input is ``paths`` (files or globs) or an ``sds`` archive root; ``layers`` or a ``design``
     file gives the network; ``cluster`` (the ``[cluster]`` section's body) defaults to ``workers``
-    local workers without a dashboard; ``preprocess`` is the ``[preprocess]`` section's body. Keys
-    left as None are not written (scatflow's defaults).
+    local workers without a dashboard; ``preprocess`` is the ``[preprocess]`` section's body;
+    ``input_options``/``output_options`` are the sections' ``storage_options`` (dicts). Keys left as
+    None are not written (scatflow's defaults).
     """
 
     def line(key, value):
+        if isinstance(value, dict):  # a TOML inline table
+            body = ", ".join(f"{k} = {json.dumps(v)}" for k, v in value.items())
+            return f"{key} = {{ {body} }}\n"
         return "" if value is None else f"{key} = {json.dumps(value) if isinstance(value, str | list) else value}\n"
 
     paths = None if paths is None else [str(p) for p in paths]
@@ -84,9 +88,11 @@ def write_config(path: Path, *, paths=None, sds=None, select=None, start=None, e
     text = (
         "[input]\n" + line("paths", paths) + line("sds", sds) + line("select", select)
         + line("start", start) + line("end", end) + line("recheck_days", recheck_days)
+        + line("storage_options", input_options)
         + "[network]\n" + line("window_s", window_s) + line("overlap", overlap) + line("reduce", reduce)
         + ("" if layers is None else f"layers = {layers}\n") + line("design", design)
         + "[output]\n" + line("store", str(store)) + line("dtype", dtype) + line("block_s", block_s)
+        + line("storage_options", output_options)
         + f"[cluster]\n{cluster}\n"
         + ("" if preprocess is None else f"[preprocess]\n{preprocess}\n")
     )
@@ -187,8 +193,12 @@ def assert_stores_bitwise_equal(a, b, groups, ignore=()):
     the arrays named in ``ignore``, compared in layout only)."""
     import zarr
 
-    za = zarr.open_group(str(a), mode="r", use_consolidated=False)
-    zb = zarr.open_group(str(b), mode="r", use_consolidated=False)
+    def opened(x):  # a path, or a URL carrying its settings (scatflow.location.Url)
+        from scatflow.store.access import zarr_store
+
+        return zarr.open_group(zarr_store(x if isinstance(x, str) else str(x)), mode="r", use_consolidated=False)
+
+    za, zb = opened(a), opened(b)
     for group in groups:
         assert sorted(za[group].array_keys()) == sorted(zb[group].array_keys()), group
         for name in sorted(za[group].array_keys()):

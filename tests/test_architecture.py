@@ -76,15 +76,16 @@ def test_code_cites_no_file_outside_the_repository():
 
 # -- the import rules between subpackages (docs/architecture.md, "Layout") ------------------------
 SUBPACKAGES = ("scattering", "inputs", "workflow", "store", "analysis", "synthetic")
-#: What each subpackage may import of scatflow (besides itself); the top-level modules ``errors``
-#: and ``config`` are the shared vocabulary, everything else at the top (cli, report, plot) is a user.
+#: What each subpackage may import of scatflow (besides itself); the top-level modules ``errors``,
+#: ``location`` (paths and URLs) and ``config`` are the shared vocabulary, everything else at the top
+#: (cli, report, plot) is a user.
 MAY_IMPORT = {
     "scattering": {"errors"},
-    "inputs": {"errors", "scattering"},
-    "store": {"errors", "scattering", "inputs"},
-    "workflow": {"errors", "config", "scattering", "inputs", "store"},
-    "analysis": {"errors", "config", "scattering", "inputs", "store", "plot"},
-    "synthetic": {"errors", "scattering", "inputs", "store"},
+    "inputs": {"errors", "location", "scattering"},
+    "store": {"errors", "location", "scattering", "inputs"},
+    "workflow": {"errors", "location", "config", "scattering", "inputs", "store"},
+    "analysis": {"errors", "location", "config", "scattering", "inputs", "store", "plot"},
+    "synthetic": {"errors", "location", "scattering", "inputs", "store"},
 }
 
 

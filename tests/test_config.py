@@ -43,9 +43,10 @@ def test_defaults_are_the_schema_defaults():
 def test_every_key_is_accepted_and_kept():
     raw = minimal(
         input={"select": ["X9.*.*.HH?"], "start": "2015-12-04T00:00:00", "end": "2015-12-05T00:00:00",
-               "recheck_days": 3.5},
+               "recheck_days": 3.5, "storage_options": {"anon": True}},
         network={"window_s": 30, "overlap": 0.25, "reduce": "max", "min_coverage": 0.5},
-        output={"dtype": "float64", "block_s": 3600.0 - 3600.0 % 22.5},
+        output={"dtype": "float64", "block_s": 3600.0 - 3600.0 % 22.5,
+                "storage_options": {"endpoint_url": "http://127.0.0.1:9000"}},
         cluster={"kind": "slurm", "workers": 3, "threads_per_worker": 2, "memory_limit": "2GB", "dashboard": False,
                  "queue": "q", "account": "a", "walltime": "01:00:00", "cores": 4, "memory": "8GB", "processes": 2,
                  "jobs": 5, "minimum_jobs": 1, "maximum_jobs": 9, "interface": "ib0",
@@ -54,7 +55,7 @@ def test_every_key_is_accepted_and_kept():
                  "log_directory": "logs", "tls": False},
         preprocess={"inventory": ["meta/*.xml"], "response": "velocity", "pre_filt": [0.05, 0.1, 20.0, 24.0],
                     "water_level": 40.0, "filter": {"type": "highpass", "freq": 1.0, "corners": 2, "zerophase": True},
-                    "sampling_rate": 40.0, "pad_s": 120.0},
+                    "sampling_rate": 40.0, "pad_s": 120.0, "storage_options": {"anon": False}},
         analysis={"name": "ica2", "stations": ["X9.*.*"], "joint": False, "match": "component", "log_floor": 0.0, "normalize": "minmax",
                   "sample": 5000, "components": 6, "seed": 1, "clusters": 5, "cluster_seed": 2},
     )

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import StoreError
 from ..plot import import_matplotlib
+from ..location import is_url
 
 #: At most this many points per rate curve; longer spans are averaged over consecutive windows.
 MAX_POINTS = 3000
@@ -33,12 +34,14 @@ def _utc(value, what: str):
 
 
 def _base(store) -> str:
-    base = os.path.normpath(os.fspath(store))
+    # A store on an object store: the figure goes to the working directory, named after it.
+    base = os.path.normpath(os.fspath(store) if not is_url(store) else str(store).rstrip("/").rsplit("/", 1)[-1])
     return base[:-5] if base.endswith(".zarr") else base
 
 
 def explore_output(store, name: str) -> str:
-    """``<store without .zarr>.<name>.explore.png`` beside the store."""
+    """``<store without .zarr>.<name>.explore.png`` beside the store (in the working directory
+    for a store on an object store)."""
     return f"{_base(store)}.{name}.explore.png"
 
 

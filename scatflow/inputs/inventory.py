@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import functools
 import glob
+import io
 import os
 import typing as T
 
+from .. import location
 from ..errors import InputError
 from .epochs import epochs
 from .preprocess import Preprocess
@@ -23,7 +25,10 @@ def inventory_files(patterns: T.Iterable[str]) -> list[str]:
     """The StationXML files of ``patterns`` (sorted); an InputError for a glob matching nothing."""
     out = []
     for pattern in patterns:
-        hits = sorted(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
+        if location.is_url(pattern):
+            hits = location.glob(pattern)
+        else:
+            hits = sorted(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
         if not hits:
             raise InputError(f"preprocess.inventory: no file matches {pattern}")
         out += hits
@@ -33,8 +38,17 @@ def inventory_files(patterns: T.Iterable[str]) -> list[str]:
 def load_inventory(patterns: T.Iterable[str]):
     """The merged ObsPy Inventory of the files (cached per process while they are unchanged)."""
     files = inventory_files(patterns)
-    key = tuple((p, os.stat(p).st_mtime_ns, os.stat(p).st_size) for p in files)
+    key = tuple(_identity(p) for p in files)
     return _load(key)
+
+
+def _identity(path) -> tuple:
+    """(path, mtime or ETag, size): a file's identity for the cache (one ``stat`` or ``HEAD``)."""
+    if location.is_url(path):
+        info = location.info(path)
+        return path, info.get("ETag"), info["size"]
+    st = os.stat(path)
+    return path, st.st_mtime_ns, st.st_size
 
 
 @functools.lru_cache(maxsize=4)
@@ -44,7 +58,7 @@ def _load(key: tuple):
     inv = Inventory(networks=[], source="scatflow")
     for path, _, _ in key:
         try:
-            inv += read_inventory(path)
+            inv += read_inventory(io.BytesIO(location.read_bytes(path)) if location.is_url(path) else path)
         except Exception as exc:  # noqa: BLE001 - ObsPy raises many types for bad XML
             raise InputError(f"{path}: cannot read StationXML ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
     return inv

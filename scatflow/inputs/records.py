@@ -1,6 +1,7 @@
 """Input-file records: how a block names each file it read, so that moving the archive changes nothing.
 
-A record is ``{"path", "size", "mtime"}`` (plus ``blake2b`` once a worker has read the file),
+A record is ``{"path", "size", "mtime"}`` for a file, ``{"path", "size", "etag"}`` for an object
+(plus ``blake2b`` and ``md5`` once a worker has read it),
 its ``path`` relative to the archive's root: the SDS root for ``input.sds``, the base of the
 glob that matched the file for ``input.paths``. Planning compares the records of a done block
 with the records of the files its read span touches now, both relative to the *current*
@@ -18,7 +19,10 @@ new one, with nothing recomputed.
 from __future__ import annotations
 
 import os
+import posixpath
 import re
+
+from .. import location
 
 _MAGIC = re.compile(r"[*?[]")  # what makes a path component a glob (as :mod:`glob` decides)
 
@@ -26,7 +30,16 @@ _MAGIC = re.compile(r"[*?[]")  # what makes a path component a glob (as :mod:`gl
 def glob_base(pattern: str) -> str:
     """The base directory of a file glob: its longest leading directory without glob
     characters (``/data/arch/**/*.mseed`` -> ``/data/arch``; a plain file's directory),
-    absolute."""
+    absolute (for a URL: its leading prefix, ``s3://bucket/arch/**/*.mseed`` ->
+    ``s3://bucket/arch``)."""
+    if location.is_url(pattern):
+        scheme, rest = str(pattern).split("://", 1)
+        lead = []
+        for part in rest.split("/")[:-1]:
+            if _MAGIC.search(part):
+                break
+            lead.append(part)
+        return f"{scheme}://" + "/".join(lead)
     parts = os.path.abspath(pattern).split(os.sep)
     lead = []
     for part in parts[:-1]:
@@ -38,6 +51,8 @@ def glob_base(pattern: str) -> str:
 
 def relative_to(path: str, base: str) -> str:
     """``path`` relative to directory ``base``, with ``/`` separators (what a record holds)."""
+    if location.is_url(base):
+        return posixpath.relpath(str(path).split("://", 1)[1], str(base).split("://", 1)[1])
     return os.path.relpath(os.path.abspath(path), base).replace(os.sep, "/")
 
 
@@ -54,8 +69,11 @@ def file_record(path: str, rel: str) -> dict:
     Returns
     -------
     dict
-        ``{"path": rel, "size": bytes, "mtime": seconds since 1970}``.
+        ``{"path": rel, "size": bytes, "mtime": seconds since 1970}``; for an object,
+        ``{"path": rel, "size": bytes, "etag": ETag}`` (one ``HEAD``).
     """
+    if location.is_url(path):
+        return object_record(location.info(path), rel)
     st = os.stat(path)
     return {"path": rel, "size": st.st_size, "mtime": st.st_mtime}
 
@@ -89,3 +107,9 @@ def as_current(recorded: list[dict], current: list[dict]) -> list[dict]:
                 r = dict(r, path=rel)
         out.append(r)
     return out
+
+
+def object_record(info: dict, rel: str) -> dict:
+    """The record of an object from its listing or ``HEAD`` entry (fsspec's ``info``): its
+    identity is the ETag, which changes whenever the object is written."""
+    return {"path": rel, "size": int(info["size"]), "etag": str(info.get("ETag", "")).strip('"')}

@@ -11,8 +11,13 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import posixpath
 import re
 import stat
+
+from .. import location
+from ..errors import InputError
+from .records import object_record
 
 from obspy import UTCDateTime
 from obspy.core.util.misc import BAND_CODE
@@ -25,7 +30,10 @@ def subdirs(path: str) -> list[str]:
     """Names of the sub-directories of ``path``, sorted ([] when it does not exist).
 
     One ``os.scandir`` (directory entries carry their type: no ``stat`` per entry on
-    local file systems and most network ones)."""
+    local file systems and most network ones; one listing request for a URL)."""
+    if location.is_url(path):
+        return sorted(posixpath.basename(e["name"].rstrip("/")) for e in location.entries(path)
+                      if e.get("type") == "directory")
     try:
         with os.scandir(path) as it:
             return sorted(e.name for e in it if e.is_dir())
@@ -35,10 +43,38 @@ def subdirs(path: str) -> list[str]:
 
 def listing(path: str) -> list[str]:
     """Names in directory ``path``, sorted ([] when it does not exist): one ``os.listdir``."""
+    if location.is_url(path):
+        return location.listdir(path)
     try:
         return sorted(os.listdir(path))
     except (FileNotFoundError, NotADirectoryError):
         return []
+
+
+def check_root(root) -> None:
+    """Refuse an SDS root that is not a directory (an object-store prefix holding nothing, or a
+    server that does not answer): one InputError line naming ``input.sds``."""
+    if not location.is_url(root):
+        if not os.path.isdir(root):
+            raise InputError(f"input.sds: {root} is not a directory")
+        return
+    try:
+        found = bool(location.listdir(root))
+    except Exception as exc:  # noqa: BLE001 - the server does not answer (after s3fs's retries)
+        raise InputError(f"input.sds: {location.unreachable(root, exc)}") from None
+    if not found:
+        raise InputError(f"input.sds: {root} holds no objects")
+
+
+def client_defaults() -> tuple[str, float, int]:
+    """ObsPy's SDS client's day type and file border (seconds, samples) of its day-file rule,
+    from its signature: the client itself wants a local root."""
+    import inspect
+
+    from obspy.clients.filesystem.sds import Client
+
+    d = {k: v.default for k, v in inspect.signature(Client.__init__).parameters.items()}
+    return d["sds_type"], d["fileborder_seconds"], d["fileborder_samples"]
 
 
 def year_dirs(root: str) -> list[int]:
@@ -139,19 +175,19 @@ class Layout:
         return [y for y in self.years() if (lo is None or y >= lo) and (hi is None or y <= hi)]
 
     def channel_dir(self, year: int, net: str, sta: str, cha: str) -> str:
-        return os.path.join(self.root, str(year), net, sta, f"{cha}.{self.sds_type}")
+        return location.join(self.root, str(year), net, sta, f"{cha}.{self.sds_type}")
 
     def channel_dirs(self, years: list[int]):
         """``(year, NET, STA, CHA)`` of the channel directories in ``years`` that ``select`` may
         match: one ``scandir`` per year, network and station, pruned code by code."""
         pats, suffix = level_patterns(self.select), f".{self.sds_type}"
         for year in years:
-            ydir = os.path.join(self.root, str(year))
+            ydir = location.join(self.root, str(year))
             for net in subdirs(ydir):
                 p_net = alive(pats, 0, net) if _WORD.fullmatch(net) else []
-                for sta in subdirs(os.path.join(ydir, net)) if p_net else ():
+                for sta in subdirs(location.join(ydir, net)) if p_net else ():
                     p_sta = alive(p_net, 1, sta) if _WORD.fullmatch(sta) else []
-                    for name in subdirs(os.path.join(ydir, net, sta)) if p_sta else ():
+                    for name in subdirs(location.join(ydir, net, sta)) if p_sta else ():
                         cha = name[: -len(suffix)]
                         if name.endswith(suffix) and _WORD.fullmatch(cha) and cha and alive(p_sta, 3, cha):
                             yield year, net, sta, cha
@@ -166,7 +202,7 @@ class Layout:
         for name in self._listings[path]:
             parsed = day_file_location(name, net, sta, cha, self.sds_type, year)
             if parsed is not None:
-                out.setdefault(f"{net}.{sta}.{parsed[0]}.{cha}", []).append((year, parsed[1], os.path.join(path, name)))
+                out.setdefault(f"{net}.{sta}.{parsed[0]}.{cha}", []).append((year, parsed[1], location.join(path, name)))
         return out
 
     def span_files(self) -> dict[str, list[tuple[int, int, str]]]:
@@ -201,7 +237,13 @@ class Layout:
         out = []
         for year, doy in read_days(seed_id.split(".")[3], t0, t1, self.border_s, self.border_samples):
             name = day_file_name(seed_id, self.sds_type, year, doy)
-            path = os.path.join(self.root, *name.split("/"))
+            path = location.join(self.root, *name.split("/"))
+            if location.is_url(path):
+                try:  # one HEAD: size and ETag
+                    out.append((path, object_record(location.info(path), name)))
+                except FileNotFoundError:
+                    pass
+                continue
             try:
                 st = os.stat(path)
             except (FileNotFoundError, NotADirectoryError):

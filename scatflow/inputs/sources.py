@@ -19,8 +19,9 @@ from obspy import UTCDateTime
 
 from ..errors import InputError
 from .grid import same_rate
+from .. import location
 from .records import file_record, glob_base, relative_to
-from .sdslayout import Layout
+from .sdslayout import Layout, check_root, client_defaults
 from .wavefile import bad_files, file_digest, mislabelled, read_checked
 
 
@@ -117,9 +118,12 @@ def make_source(spec: dict) -> Source:
 
 
 def _read_record(path: str, record: dict) -> dict:
-    """The record of a file a worker has read: ``record`` and the hash of its bytes (a few ms a
-    day file, with the file in the page cache after the read)."""
-    return dict(record, blake2b=file_digest(path))
+    """The record of a file a worker has read: ``record`` and the hashes of its bytes (a few ms
+    a day file, with the file in the page cache after the read; an object's bytes are kept from
+    its read): ``blake2b``, and ``md5``, which an object store's ETag of the same bytes states
+    (:func:`scatflow.store.ledger.same_content`)."""
+    blake2b, md5 = file_digest(path, md5=True)
+    return dict(record, blake2b=blake2b, md5=md5)
 
 
 def nominal_rate(rate: float) -> float:
@@ -193,13 +197,16 @@ class FileSource(Source):
         a glob matching nothing."""
         out: dict[str, str] = {}
         for pattern in self.patterns:
-            hits = sorted(glob.glob(pattern, recursive=True))
-            hits = [h for h in hits if os.path.isfile(h)]
+            if location.is_url(pattern):
+                hits = location.glob(pattern)
+            else:
+                hits = sorted(glob.glob(pattern, recursive=True))
+                hits = [os.path.abspath(h) for h in hits if os.path.isfile(h)]
             if not hits:
                 raise InputError(f"input.paths: no file matches {pattern}")
             base = glob_base(pattern)
             for h in hits:
-                out.setdefault(os.path.abspath(h), relative_to(h, base))
+                out.setdefault(h, relative_to(h, base))
         return dict(sorted(out.items()))
 
     def extents(self) -> list[Extent]:
@@ -283,18 +290,14 @@ class SDSSource(Source):
     """
 
     def __init__(self, root: str, select: list[str], start=None, end=None):
-        from obspy.clients.filesystem.sds import Client
-
-        if not os.path.isdir(root):
-            raise InputError(f"input.sds: {root} is not a directory")
+        root = location.as_location(root)
+        check_root(root)
         self.root = root
         self.select = list(select)
         self.start = None if start is None else UTCDateTime(start)
         self.end = None if end is None else UTCDateTime(end)
-        # ObsPy's defaults: the day type and the file border of its day-file rule.
-        client = Client(root)
-        self.layout = Layout(root, self.select, self.start, self.end, client.sds_type,
-                             client.fileborder_seconds, client.fileborder_samples)
+        sds_type, border_s, border_samples = client_defaults()
+        self.layout = Layout(root, self.select, self.start, self.end, sds_type, border_s, border_samples)
 
     def spec(self, station=None, t0=None, t1=None) -> dict:
         return {"kind": "sds", "root": self.root, "select": self.select}

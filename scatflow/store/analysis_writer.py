@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import os
 
+from .. import location
+
 import numpy as np
 import xarray as xr
 import zarr
@@ -78,7 +80,7 @@ class AnalysisWriter:
     """Writes the groups ``analysis/<name>`` of the scatflow store at ``path`` (a directory)."""
 
     def __init__(self, path: str | os.PathLike):
-        self.path = os.fspath(path)
+        self.path = location.as_location(path)
 
     def group(self, name: str, key: str | None = None) -> str:
         """The group path ``analysis/<name>`` (or ``analysis/<name>/<key>`` for a station)."""
@@ -86,11 +88,9 @@ class AnalysisWriter:
 
     def drop(self, name: str) -> None:
         """Delete the group ``analysis/<name>`` (``--refit``); the station groups are untouched."""
-        import shutil
-
-        path = os.path.join(self.path, ANALYSIS_GROUP, name)
-        if os.path.isdir(path):
-            shutil.rmtree(path)
+        path = location.join(self.path, ANALYSIS_GROUP, name)
+        if location.isdir(path):
+            location.rmtree(path)
 
     def write_model(self, name: str, key: str | None, model: xr.Dataset) -> None:
         """Write a fitted model's arrays (no time dimension) into ``analysis/<name>`` (joint) or

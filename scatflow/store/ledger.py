@@ -64,13 +64,37 @@ def consecutive(blocks: T.Iterable[int]) -> list[list[int]]:
     return runs
 
 
-def file_key(records: T.Iterable[dict]) -> set:
-    """What identifies a set of input records: (path, size, mtime, digest) of each (the path
-    relative to the archive's root, :mod:`scatflow.inputs.records`; the digest of a channel's
-    response, for ``response:`` records; None for files). A file's content hash (``blake2b``) is
-    not part of it: planning compares what ``os.stat`` says, so records written before the hash
-    was recorded, and the ones planning makes from ``stat``, compare alike."""
-    return {(r["path"], r["size"], r["mtime"], r.get("digest")) for r in records}
+def same_content(recorded: dict, current: dict) -> bool:
+    """Whether a recorded input and a current one (same relative path and size) name the same
+    bytes, by what can be known without reading them: the same mtime (POSIX files), the same
+    ETag (objects), or an object whose ETag is the MD5 of its bytes (a single-part upload) equal
+    to the ``md5`` a worker recorded when it read the file (an archive copied from disk to an
+    object store). Response records compare by their ``digest``."""
+    if recorded.get("digest") != current.get("digest"):
+        return False
+    if current.get("mtime") is not None and current.get("mtime") == recorded.get("mtime"):
+        return True
+    etag = current.get("etag")
+    if etag is not None:
+        if etag == recorded.get("etag"):
+            return True
+        md5 = etag_md5(etag)
+        return md5 is not None and md5 == recorded.get("md5")
+    return False
+
+
+def etag_md5(etag: str) -> str | None:
+    """The MD5 (hex) an ETag states, or None (multipart uploads' ETags, ``HASH-PARTS``, do not)."""
+    etag = str(etag).strip('"')
+    return etag.lower() if len(etag) == 32 and all(ch in "0123456789abcdefABCDEF" for ch in etag) else None
+
+
+def _matching(recorded: list[dict], current: list[dict]) -> dict[int, list[dict]]:
+    """For each current record (by index), the recorded ones naming its bytes."""
+    by: dict[tuple, list[dict]] = {}
+    for r in as_current(recorded, current):
+        by.setdefault((r["path"], r["size"]), []).append(r)
+    return {i: [r for r in by.get((c["path"], c["size"]), []) if same_content(r, c)] for i, c in enumerate(current)}
 
 
 def inputs_differ(recorded: T.Iterable[dict], current: T.Iterable[dict]) -> bool:
@@ -78,9 +102,11 @@ def inputs_differ(recorded: T.Iterable[dict], current: T.Iterable[dict]) -> bool
     was rewritten, or a new file falls in its span. A file that is merely gone does not count:
     pruning raw data never throws away results computed from it. Paths compare relative to the
     archive's root (absolute ones of older stores by their trailing part: :func:`as_current`),
-    so an archive moved or mounted elsewhere is the same input."""
+    so an archive moved or mounted elsewhere is the same input; contents compare as
+    :func:`same_content` says. A file's content hash (``blake2b``) is not compared: planning
+    compares what a ``stat`` (or an object's ``HEAD``) says."""
     current = list(current)
-    return bool(file_key(current) - file_key(as_current(list(recorded), current)))
+    return not all(_matching(list(recorded), current).values())
 
 
 def contents_differ(recorded: T.Iterable[dict], current: T.Iterable[dict]) -> list[str]:
@@ -105,16 +131,14 @@ def contents_differ(recorded: T.Iterable[dict], current: T.Iterable[dict]) -> li
     list of str
         Where the changed files are now, in the order recorded.
     """
-    current = list(current)
-    where: dict[tuple, list[str]] = {}
-    for c in current:
-        if "file" in c:
-            where.setdefault((c["path"], c["size"], c["mtime"]), []).append(c["file"])
+    current = [c for c in current if "file" in c]
+    recorded = as_current(list(recorded), current)
     changed = []
-    for r in as_current(list(recorded), current):
+    for r in recorded:
         # Two globs' files may share a relative path, size and mtime: the record is unchanged
         # when either holds its bytes.
-        paths = where.get((r["path"], r["size"], r["mtime"]), [])
+        paths = [c["file"] for c in current
+                 if (c["path"], c["size"]) == (r["path"], r["size"]) and same_content(r, c)]
         if r.get("blake2b") and paths and all(file_digest(p) != r["blake2b"] for p in paths):
             changed.append(paths[0])
     return changed

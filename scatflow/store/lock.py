@@ -17,6 +17,7 @@ import threading
 import time
 
 from ..errors import StoreError
+from ..location import Url, is_url, options_of
 
 #: A lock not refreshed for this long (seconds) is stale even if its host cannot be asked.
 STALE_S = 600
@@ -27,7 +28,10 @@ UNREADABLE_GRACE_S = 5
 
 
 def lock_path(store_path: str | os.PathLike) -> str:
-    """The lock file of the store at ``store_path``: ``STORE.lock`` beside it."""
+    """The lock file of the store at ``store_path``: ``STORE.lock`` beside it (an object
+    ``STORE.lock`` beside a store on an object store)."""
+    if is_url(store_path):
+        return Url(str(store_path).rstrip("/") + ".lock", options_of(store_path))
     return os.path.abspath(os.fspath(store_path)).rstrip(os.sep) + ".lock"
 
 
@@ -86,12 +90,21 @@ def _stale(path: str, holder: dict) -> bool:
     return is_stale(holder, age, socket.gethostname(), alive)
 
 
+def _stale_object(holder: dict, age_s: float) -> bool:
+    """The staleness rule of a lock object (its age from its ``LastModified``): as for a file."""
+    alive = _pid_alive(holder.get("pid")) if holder.get("host") == socket.gethostname() else None
+    if not holder:
+        return age_s > STALE_S  # not a lock scatflow wrote whole: only age tells
+    return is_stale(holder, age_s, socket.gethostname(), alive)
+
+
 def _held(store_path, path: str, holder: dict, command: str) -> StoreError:
     cmd = holder.get("command", "run")  # locks written before the command was recorded: runs
     who = f"another scatflow {cmd}" if cmd == command else f"scatflow {cmd}"
     return StoreError(
         f"{os.fspath(store_path)} is being written by {who} (host {holder.get('host')}, pid {holder.get('pid')}, "
-        f"since {holder.get('started')}); try again when it has finished; if that process is dead, delete {path}")
+        f"since {holder.get('started')}); try again when it has finished; if that process is dead, delete {path}"
+        + (f" (or wait {STALE_S} s: a lock its holder stops refreshing goes stale)" if is_url(path) else ""))
 
 
 def check_free(store_path: str | os.PathLike, command: str = "run") -> None:
@@ -109,6 +122,13 @@ def check_free(store_path: str | os.PathLike, command: str = "run") -> None:
         Naming the holder's command, host and pid.
     """
     path = lock_path(store_path)
+    if is_url(path):
+        from . import objlock
+
+        holder = objlock.holder_if_live(path, _stale_object)
+        if holder is not None:
+            raise _held(store_path, path, holder, command)
+        return
     if os.path.exists(path):
         holder = read_holder(path)
         if not _stale(path, holder):
@@ -132,6 +152,12 @@ def writer_lock(store_path: str | os.PathLike, command: str = "run"):
     """
     path = lock_path(store_path)
     me = {"host": socket.gethostname(), "pid": os.getpid(), "started": now_iso(), "command": command}
+    if is_url(path):
+        from . import objlock
+
+        with objlock.hold(path, me, _stale_object, HEARTBEAT_S, lambda h: _held(store_path, path, h, command)):
+            yield
+        return
     for _ in range(3):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)

@@ -109,6 +109,10 @@ def upgrade(path, log=lambda msg: None) -> Upgraded:
     StoreError
         Not a scatflow store; a store of a newer format; the writer lock is held.
     """
+    from ..location import is_url
+
+    if is_url(path):
+        raise StoreError(f"{path}: scatflow upgrade works on a local store: copy it to disk, upgrade, copy it back")
     from .lock import writer_lock
     from .writer import Store, group_names, open_root
 

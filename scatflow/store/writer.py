@@ -39,8 +39,9 @@ import numpy as np
 import xarray as xr
 import zarr
 
+from .. import location
 from . import relay
-from .access import zarr_store
+from .access import object_store_exists, zarr_store
 from ..errors import StoreError
 from ..inputs.grid import Blocks
 from .encoding import ANALYSIS_GROUP, FORMAT, encoding, ledger_vars
@@ -63,12 +64,16 @@ def open_root(path: str | os.PathLike) -> tuple[zarr.Group, dict]:
     StoreError
         One line naming ``path`` when it is not a scatflow store.
     """
-    path = os.fspath(path)
-    if not os.path.exists(path):
+    path = location.as_location(path)
+    if location.is_url(path):
+        if not object_store_exists(path):
+            hint = " (a Zarr v2 store?)" if location.isfile(location.join(path, ".zgroup")) else ""
+            raise StoreError(f"{path}: no such store (no zarr.json under this URL){hint}")
+    elif not os.path.exists(path):
         raise StoreError(f"{path}: no such store (the path does not exist)")
-    if not os.path.isdir(path):
+    elif not os.path.isdir(path):
         raise StoreError(f"{path}: not a scatflow store (a file, not a Zarr directory)")
-    if not os.path.isfile(os.path.join(path, "zarr.json")):
+    elif not os.path.isfile(os.path.join(path, "zarr.json")):
         hint = " (a Zarr v2 store?)" if os.path.isfile(os.path.join(path, ".zgroup")) else ""
         raise StoreError(f"{path}: not a scatflow store (no zarr.json){hint}")
     try:
@@ -78,7 +83,7 @@ def open_root(path: str | os.PathLike) -> tuple[zarr.Group, dict]:
         why = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise StoreError(f"{path}: not a scatflow store ({type(exc).__name__}: {why})") from exc
     if not isinstance(attrs, dict) or "design" not in attrs:
-        parent = os.path.dirname(os.path.normpath(path))
+        parent = os.path.dirname(os.path.normpath(path)) if not location.is_url(path) else None
         if parent and os.path.isfile(os.path.join(parent, "zarr.json")):
             raise StoreError(f"{path}: not a scatflow store (a group inside a store? give the store directory)")
         raise StoreError(f"{path}: a Zarr store not written by scatflow (no 'scatflow' root attribute)")
@@ -106,13 +111,16 @@ class StationState:
 
 # -- writing ------------------------------------------------------------------------------------
 class Store:
-    """A scatflow Zarr store at ``path`` (a directory); all writes go through it."""
+    """A scatflow Zarr store at ``path`` (a directory or an object-store URL); all writes go
+    through it."""
 
     def __init__(self, path: str | os.PathLike):
-        self.path = os.fspath(path)
+        self.path = location.as_location(path)
 
     def exists(self) -> bool:
         """Whether a Zarr store (root ``zarr.json``) is at the path."""
+        if location.is_url(self.path):
+            return object_store_exists(self.path)
         return os.path.isfile(os.path.join(self.path, "zarr.json"))
 
     def _root(self, mode: str = "r") -> zarr.Group:
@@ -120,6 +128,10 @@ class Store:
 
     def check_writable(self) -> None:
         """Raise StoreError unless the store can be created or written here."""
+        if location.is_url(self.path):
+            if not self.exists() and location.listdir(self.path):
+                raise StoreError(f"output.store: {self.path} holds objects but no Zarr store")
+            return  # whether the credentials may write is known at the first write
         if os.path.exists(self.path) and not os.path.isdir(self.path):
             raise StoreError(f"output.store: {self.path} exists and is not a directory")
         if os.path.isdir(self.path) and not self.exists() and os.listdir(self.path):
@@ -182,6 +194,11 @@ class Store:
         """Delete the whole store (``--overwrite``)."""
         import shutil
 
+        if location.is_url(self.path):
+            if not self.exists() and location.listdir(self.path):
+                raise StoreError(f"output.store: refusing to delete {self.path}: not a Zarr store")
+            location.rmtree(self.path)
+            return
         if os.path.isdir(self.path):
             if not self.exists() and os.listdir(self.path):
                 raise StoreError(f"output.store: refusing to delete {self.path}: not a Zarr store")
@@ -190,17 +207,13 @@ class Store:
 
     def drop_consolidated(self) -> None:
         """Remove consolidated metadata before changing metadata (stale is worse than none)."""
-        meta = os.path.join(self.path, "zarr.json")
-        if not os.path.isfile(meta):
+        meta = location.join(self.path, "zarr.json")
+        if not location.isfile(meta):
             return
-        with open(meta) as fh:
-            doc = json.load(fh)
+        doc = json.loads(location.read_bytes(meta))
         if doc.pop("consolidated_metadata", None) is None:
             return
-        tmp = meta + ".tmp"
-        with open(tmp, "w") as fh:
-            json.dump(doc, fh, indent=2)
-        os.replace(tmp, meta)
+        location.write_bytes(meta, json.dumps(doc, indent=2).encode())
 
     def consolidate(self) -> None:
         """Consolidate the metadata (end of a run), so default opens are fast and current."""
@@ -302,11 +315,19 @@ class Store:
         coords : dict, optional
             Name -> one float per channel of the inventory's coordinates (``latitude``...).
         """
+        if location.is_url(self.path):
+            # A re-lay swaps whole group directories by rename, which an object store cannot
+            # do atomically: refused rather than risk a half-swapped group.
+            raise StoreError(f"{self.path}: station {key} gains channels ({', '.join(c for c in channels)}); "
+                             "re-laying a station for new channels is not supported on an object store: run "
+                             "with a local store, or select only the station's present channels (input.select)")
         relay.relay_group(self.path, key, list(channels), coords)
 
     def recover(self) -> list[str]:
         """Finish or undo a channel re-lay a killed driver left (driver, under the writer lock,
         before planning); the station keys whose group was restored."""
+        if location.is_url(self.path):
+            return []  # no re-lay runs on an object store (add_channels)
         return relay.recover(self.path)
 
     # -- block data (workers) -----------------------------------------------------------

@@ -1,0 +1,186 @@
+"""Archives and stores on an object store: a real S3 server (SeaweedFS) on 127.0.0.1.
+
+The same archive is kept on disk and on S3; runs with the inputs and the store on either side
+give stores equal in every array to the all-disk store. What differs by design is each input
+record's identity field (a file's ``mtime``, an object's ``etag``): the records' other fields,
+including the ``blake2b`` and ``md5`` of the bytes read, are equal.
+"""
+
+import json
+import threading
+
+import numpy as np
+import obspy
+import pytest
+import zarr
+from helpers import SMALL_LAYERS, assert_stores_bitwise_equal, plan_and_run_in_process, write_config, write_sds
+from s3server import BUCKET
+
+from scatflow.config import load_config
+from scatflow.errors import StoreError
+from scatflow.location import Url
+from scatflow.store import lock
+from scatflow.store.access import zarr_store
+from scatflow.store.writer import Store
+from scatflow.workflow.plan import make_plan
+
+pytestmark = pytest.mark.s3
+
+IDS = ("XX.AAA..HHZ", "XX.AAA..HHN", "XX.BBB..HHZ")
+GROUPS = ("XX.AAA.", "XX.BBB.")
+START, END = "2015-12-04T18:00:00", "2015-12-05T06:00:00"  # across midnight: two day files per channel
+IDENTITY = ("mtime", "etag")
+
+
+@pytest.fixture
+def s3env(s3server, monkeypatch):
+    """Credentials from the standard environment variables, as a user would give them."""
+    for name, value in s3server.env().items():
+        monkeypatch.setenv(name, value)
+    return s3server
+
+
+def fs_of(server):
+    import s3fs
+
+    return s3fs.S3FileSystem(skip_instance_cache=True, **server.storage_options())
+
+
+@pytest.fixture(scope="module")
+def archives(s3server, tmp_path_factory):
+    """The same SDS archive on disk and on S3: ``(disk root, s3 root URL)``."""
+    base = tmp_path_factory.mktemp("archive")
+    root = base / "archive"
+    write_sds(root, IDS, START[:10], "2015-12-06", rate=20.0)
+    prefix = f"{BUCKET}/archive-{base.name}"
+    fs_of(s3server).put(str(root), prefix, recursive=True)
+    return root, f"s3://{prefix}"
+
+
+def config(tmp_path, server, kind, root, store, name="run.toml"):
+    """A run over the archive at ``root`` (a path or an s3:// URL), as SDS or one glob per station."""
+    opts = {"endpoint_url": server.endpoint}
+    root = str(root)
+    inp = {"sds": root} if kind == "sds" else {"paths": [f"{root}/2015/XX/{sta}/*/*" for sta in ("AAA", "BBB")]}
+    return load_config(write_config(
+        tmp_path / name, **inp, select=["XX.*.*.HH?"], start=START, end=END, layers=SMALL_LAYERS, block_s=10800,
+        store=store, input_options=opts if root.startswith("s3://") else None,
+        output_options=opts if str(store).startswith("s3://") else None))
+
+
+def ledger_records(store, group):
+    g = zarr.open_group(zarr_store(store), mode="r", use_consolidated=False)[group]
+    return [json.loads(str(c) or "[]") for c in g["block_files"][:]]
+
+
+def without_identity(records):
+    return [[{k: v for k, v in r.items() if k not in IDENTITY} for r in block] for block in records]
+
+
+def computed(tmp_path, server, kind, root, store):
+    cfg = config(tmp_path, server, kind, root, store, name=f"run-{abs(hash((str(root), str(store))))}.toml")
+    _, results = plan_and_run_in_process(cfg)
+    assert results and all(r.ok for r in results), [r.error for r in results]
+    return cfg.output["store"]
+
+
+@pytest.mark.parametrize("kind", ["sds", "paths"])
+def test_inputs_and_store_on_s3_give_the_disk_store_bitwise(kind, archives, s3env, s3url, tmp_path):
+    disk, url = archives
+    local = computed(tmp_path, s3env, kind, disk, tmp_path / "disk.zarr")
+    for root, store in [(url, f"{s3url}/both.zarr"), (disk, f"{s3url}/store-only.zarr"),
+                        (url, tmp_path / "inputs-only.zarr")]:
+        other = computed(tmp_path, s3env, kind, root, store)
+        assert_stores_bitwise_equal(local, other, GROUPS, ignore=("block_files",))
+        for group in GROUPS:
+            here, there = ledger_records(local, group), ledger_records(other, group)
+            assert without_identity(here) == without_identity(there), (store, group)
+            ident = {k for block in there for r in block for k in r if k in IDENTITY}
+            assert ident == ({"etag"} if str(root).startswith("s3://") else {"mtime"}), (store, ident)
+    objects = fs_of(s3env).find(f"{s3url[5:]}/both.zarr")
+    assert any(o.endswith("zarr.json") for o in objects) and len(objects) > 10
+
+
+def test_an_archive_copied_to_s3_recomputes_nothing_and_a_rewritten_object_only_its_blocks(
+        archives, s3env, s3url, tmp_path):
+    disk, _ = archives
+    fs = fs_of(s3env)
+    copy = f"{s3url[5:]}/copy"
+    fs.put(str(disk), copy, recursive=True)
+    store = computed(tmp_path, s3env, "sds", disk, tmp_path / "out.zarr")
+    cfg = config(tmp_path, s3env, "sds", f"s3://{copy}", store, name="moved.toml")
+    assert [sp.todo for sp in make_plan(cfg, Store(store)).stations] == [[], []]
+    # Another day-file object written in place, other samples: its blocks only.
+    name = "2015/XX/BBB/HHZ.D/XX.BBB..HHZ.D.2015.339"
+    local_file = tmp_path / "rewritten"
+    st = obspy.read(str(disk / name))
+    for tr in st:
+        tr.data = (tr.data[::-1] + 3).astype(np.int32)
+    st.write(str(local_file), format="MSEED", encoding="STEIM2", reclen=512)
+    fs.put(str(local_file), f"{copy}/{name}")
+    readers = [b for b, files in enumerate(ledger_records(store, "XX.BBB.")) if name in {r["path"] for r in files}]
+    todo = {sp.station.key: sp.todo for sp in make_plan(cfg, Store(store)).stations}
+    assert readers and todo == {"XX.AAA.": [], "XX.BBB.": readers}
+
+
+def test_writer_lock_on_s3_admits_one_run_and_names_the_holder(s3env, s3url):
+    store = Url(f"{s3url}/locked.zarr", {"endpoint_url": s3env.endpoint})
+    with lock.writer_lock(store):
+        with pytest.raises(StoreError, match=r"is being written by another scatflow run \(host .*, pid \d+"):
+            with lock.writer_lock(store):
+                pass
+        with pytest.raises(StoreError, match="another scatflow run"):
+            lock.check_free(store)
+    lock.check_free(store)  # released
+    # Runs started at once: the server's create-only write lets exactly one in.
+    entered, refused, barrier = [], [], threading.Barrier(4)
+
+    def contender(i):
+        barrier.wait()
+        try:
+            with lock.writer_lock(store):
+                entered.append(i)
+                barrier_done.wait(10)
+        except StoreError:
+            refused.append(i)
+            if len(refused) == 3:
+                barrier_done.set()
+
+    barrier_done = threading.Event()
+    threads = [threading.Thread(target=contender, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(entered) == 1 and len(refused) == 3
+
+
+def test_a_stale_lock_on_s3_is_taken_over_by_one_run(s3env, s3url, monkeypatch):
+    store = Url(f"{s3url}/stale.zarr", {"endpoint_url": s3env.endpoint})
+    where = lock.lock_path(store)
+    fs_of(s3env).pipe_file(where[5:], json.dumps({"host": "gone-host", "pid": 1, "started": "x"}).encode())
+    with pytest.raises(StoreError, match="gone-host"):
+        lock.check_free(store)
+    monkeypatch.setattr(lock, "STALE_S", 2)
+    import time
+
+    time.sleep(3.2)  # LastModified has whole seconds
+    entered, refused, barrier = [], [], threading.Barrier(3)
+
+    def taker(i):
+        barrier.wait()
+        try:
+            with lock.writer_lock(store):
+                entered.append(i)
+                time.sleep(1.5)  # still held (and fresh) when the others look
+        except StoreError:
+            refused.append(i)
+
+    monkeypatch.setattr(lock, "HEARTBEAT_S", 0.3)
+    threads = [threading.Thread(target=taker, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(entered) == 1 and len(refused) == 2
+    assert not fs_of(s3env).exists(where[5:])  # released by its last holder
