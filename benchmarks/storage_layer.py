@@ -43,7 +43,6 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 import xarray as xr
 import zarr
 from zarr.core.buffer import default_buffer_prototype
@@ -77,7 +76,7 @@ def make_example_store(workdir: Path) -> Path:
     if (store / "zarr.json").is_file():
         return store
     shutil.rmtree(ex, ignore_errors=True)
-    cli = [sys.executable, "-m", "scatflow"]
+    cli = [str(Path(sys.executable).parent / "scatflow")]
     subprocess.run(cli + ["example", "--quiet", str(ex)], check=True)
     subprocess.run(cli + ["run", str(ex / "config.toml")], check=True, stdout=subprocess.DEVNULL)
     return store
