@@ -321,6 +321,20 @@ def main(argv=None) -> int:
         signal.signal(signal.SIGTERM, previous)
 
 
+#: Exception classes (botocore, aiohttp) that mean an object store's server did not answer.
+_UNREACHABLE = {"EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ClientConnectorError",
+                "ConnectionClosedError", "ServerDisconnectedError"}
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` (or its cause) is an object store's server not answering."""
+    while exc is not None:
+        if any(c.__name__ in _UNREACHABLE for c in type(exc).__mro__):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def _main(argv) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -350,7 +364,10 @@ def _main(argv) -> int:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         from .errors import USER_ERRORS
 
-        if not isinstance(exc, USER_ERRORS):
+        if _unreachable(exc):
+            msg = (f"object store did not answer after retries ({type(exc).__name__}: {msg}); no block is "
+                   "marked done without its data: run again when it is back")
+        elif not isinstance(exc, USER_ERRORS):
             msg = f"{type(exc).__name__}: {msg} (run with --debug for the traceback)"
         print(f"scatflow: error: {msg}", file=sys.stderr)
         return 2

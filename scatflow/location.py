@@ -63,9 +63,21 @@ def as_location(path, storage_options: T.Mapping | None = None):
     return os.fspath(path)
 
 
+#: s3fs settings scatflow sets unless the user does: whole-object GETs without a HEAD first
+#: (s3fs asks an object's size to decide on a parallel download, useless for scatflow's objects:
+#: 124 instead of 187 requests to write a station-day store; ``docs/architecture.md``, "Object
+#: storage: which library"); and no listings cache, so that what one part of a run lists is never
+#: an older answer than what another part wrote or deleted.
+S3_DEFAULTS = {"max_concurrency": 1, "use_listings_cache": False}
+
+
 def options_of(path) -> dict:
-    """The connection settings ``path`` carries ({} for a local path or a bare URL)."""
-    return dict(getattr(path, "storage_options", {}) or {})
+    """The connection settings ``path`` carries ({} for a local path or a bare URL), with
+    :data:`S3_DEFAULTS` for ``s3://`` where the user set nothing else."""
+    options = dict(getattr(path, "storage_options", {}) or {})
+    if str(path).startswith("s3://"):
+        options = {**S3_DEFAULTS, **options}
+    return options
 
 
 def public_options(options: T.Mapping | None) -> dict:

@@ -184,3 +184,110 @@ def test_a_stale_lock_on_s3_is_taken_over_by_one_run(s3env, s3url, monkeypatch):
         t.join(30)
     assert len(entered) == 1 and len(refused) == 2
     assert not fs_of(s3env).exists(where[5:])  # released by its last holder
+
+
+def _cli(args, env, timeout=600):
+    import os
+    import subprocess
+    import sys
+
+    full = dict(os.environ, **env)
+    return subprocess.run([sys.executable, "-m", "scatflow.cli", *args], env=full, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.mark.slow
+def test_server_killed_mid_run_then_rerun_gives_the_fresh_store(tmp_path):
+    """SIGKILL the S3 server while blocks are in flight: the run ends with one line and a non-zero
+    exit; with the server back on the same data, a rerun completes the store, equal in every array
+    to a fresh run on disk."""
+    import time
+
+    from s3server import SeaweedServer
+
+    server = SeaweedServer(str(tmp_path / "weed"))
+    server.start()
+    try:
+        root = tmp_path / "archive"
+        write_sds(root, IDS, "2015-12-04", "2015-12-05", rate=50.0)
+        url = f"s3://{BUCKET}/killed.zarr"
+
+        def cfg(store, name):
+            return write_config(tmp_path / name, sds=root, select=["XX.*.*.HH?"], start="2015-12-04",
+                                end="2015-12-05", layers=SMALL_LAYERS, block_s=1800, store=store, workers=2,
+                                output_options={"endpoint_url": server.endpoint} if str(store).startswith("s3")
+                                else None)
+
+        s3cfg = cfg(url, "s3.toml")
+        env = dict(server.env(), SCATFLOW_LEDGER_FLUSH_S="1")
+        import os
+        import subprocess
+        import sys
+
+        proc = subprocess.Popen([sys.executable, "-m", "scatflow.cli", "run", str(s3cfg), "--quiet"],
+                                env=dict(os.environ, **env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        fs = fs_of(server)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if any("/order_1/c" in o for o in fs.find(f"{BUCKET}/killed.zarr", refresh=True)):
+                break  # a block's data is written: others are in flight
+            time.sleep(0.2)
+        assert proc.poll() is None, "the run ended before the server could be killed"
+        server.kill()
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode != 0
+        lines = [line for line in err.splitlines() if line.startswith("scatflow: error")]
+        assert len(lines) == 1 and "object store did not answer" in lines[0] and server.endpoint in lines[0], err
+        server.start()
+        again = _cli(["--debug", "run", str(s3cfg), "--quiet"], env)
+        assert again.returncode == 0, again.stderr
+        fresh = _cli(["run", str(cfg(tmp_path / "fresh.zarr", "disk.toml")), "--quiet"], {})
+        assert fresh.returncode == 0, fresh.stderr
+        stored = Url(url, {"endpoint_url": server.endpoint, **_creds(server)})
+        assert_stores_bitwise_equal(tmp_path / "fresh.zarr", stored, GROUPS)
+    finally:
+        server.stop()
+
+
+def _creds(server):
+    return {"key": server.env()["AWS_ACCESS_KEY_ID"], "secret": server.env()["AWS_SECRET_ACCESS_KEY"]}
+
+
+@pytest.mark.slow
+def test_a_secret_key_is_never_written_or_printed(archives, s3server, s3url, tmp_path):
+    """The secret, in the config and in the environment: not in any object of the store, any line
+    of run, --dry-run (job script included), info or an error, nor any file the run leaves."""
+    from s3server import SECRET_KEY
+
+    _, root = archives
+    opts = {"endpoint_url": s3server.endpoint, **_creds(s3server)}
+    store = f"{s3url}/secret.zarr"
+    cfg = write_config(tmp_path / "run.toml", sds=root, select=["XX.*.*.HH?"], start=START, end=END,
+                       layers=SMALL_LAYERS, block_s=10800, store=store, workers=1, input_options=opts,
+                       output_options=opts)
+    env = s3server.env()
+    said = []
+    for args in (["run", str(cfg)], ["run", str(cfg), "--dry-run"], ["run", str(cfg), "--dry-run", "--cluster", "slurm"],
+                 ["info", str(cfg)]):
+        r = _cli(args, env)
+        assert r.returncode == 0, (args, r.stderr)
+        said.append(r.stdout + r.stderr)
+    assert "XX.AAA." in said[3] and "#SBATCH" in said[2]
+    wrong = write_config(tmp_path / "wrong.toml", sds=root, select=["XX.*.*.HH?"], start=START, end=END,
+                         layers=SMALL_LAYERS, store=f"{s3url}/other.zarr", input_options=opts,
+                         output_options=dict(opts, secret=SECRET_KEY[::-1]))
+    r = _cli(["run", str(wrong)], {})
+    assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    said.append(r.stdout + r.stderr)
+    for text in said:
+        assert SECRET_KEY not in text and SECRET_KEY[::-1] not in text
+    fs = fs_of(s3server)
+    objects = fs.find(store[5:])
+    assert len(objects) > 10
+    for key in objects:
+        assert SECRET_KEY.encode() not in fs.cat_file(key), key
+    attrs = json.loads(fs.cat_file(f"{store[5:]}/zarr.json"))["attributes"]["scatflow"]
+    assert attrs["config"]["output"]["storage_options"] == {"endpoint_url": s3server.endpoint}
+    for path in tmp_path.rglob("*"):
+        if path.is_file() and path.name not in ("run.toml", "wrong.toml"):
+            assert SECRET_KEY.encode() not in path.read_bytes(), path

@@ -49,6 +49,8 @@ from .ledger import Ledger, read_ledger
 from .summary import versions
 from .upgrade import check_format
 
+#: The array a group's creation writes last: its presence says the group is whole.
+LAST_WRITTEN = "block_done"
 #: errno values that mean the output location cannot take more writes: stop the run.
 STORAGE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM}
 
@@ -230,7 +232,7 @@ class Store:
         root = self._root()
         out = {}
         for name, g in root.groups():
-            if name != ANALYSIS_GROUP:
+            if name != ANALYSIS_GROUP and LAST_WRITTEN in set(g.array_keys()):  # else: a create cut short
                 out[name] = StationState(int(g["time"].shape[0]), [str(c) for c in g["channel"][:]], dict(g.attrs), g)
         return out
 
@@ -242,11 +244,19 @@ class Store:
         """Write the group's metadata and coordinates (no data chunks); ``template.attrs`` gives
         ``shard_blocks``."""
         ds = template.assign(ledger_vars(blocks.count))
+        enc = encoding(ds, blocks.chunk, int(template.attrs.get("shard_blocks", 1)))
+        # Planned as new, yet objects are there: a create cut short, overwritten ("w"; "w-" otherwise,
+        # so that a group planned as new never replaces one that is whole).
+        mode = "w" if location.listdir(location.join(self.path, key)) else "w-"
         # safe_chunks=False: the template's Dask chunks are blocks, finer than the shards; compute=False
-        # writes none of them (tasks later write whole shards, one task per shard).
-        ds.to_zarr(zarr_store(self.path), group=key, mode="w-", compute=False, zarr_format=3, consolidated=False,
-                   encoding=encoding(ds, blocks.chunk, int(template.attrs.get("shard_blocks", 1))),
-                   safe_chunks=False)
+        # writes none of them (tasks later write whole shards, one task per shard). ``block_done`` is
+        # written last, once everything else is: a group without it is a create cut short (a driver
+        # or an object store stopped mid-way), which planning treats as absent.
+        rest = ds.drop_vars(LAST_WRITTEN)
+        rest.to_zarr(zarr_store(self.path), group=key, mode=mode, compute=False, zarr_format=3, consolidated=False,
+                     encoding={k: v for k, v in enc.items() if k in rest.variables}, safe_chunks=False)
+        ds[[LAST_WRITTEN]].to_zarr(zarr_store(self.path), group=key, mode="a", zarr_format=3, consolidated=False,
+                                   encoding={LAST_WRITTEN: enc[LAST_WRITTEN]})
 
     def extend_group(self, key: str, template: xr.Dataset, old: Blocks, new: Blocks) -> None:
         """Grow the time axis from ``old.n`` to ``new.n`` windows with ``template`` (the new
