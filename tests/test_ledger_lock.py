@@ -193,3 +193,45 @@ def test_consecutive_blocks_group_into_runs():
 
     assert consecutive([5, 0, 2, 1, 7, 8]) == [[0, 1, 2], [5], [7, 8]]
     assert consecutive([]) == []
+
+
+@pytest.mark.parametrize("cut", ["block_done", "f1-values"])
+def test_a_station_group_whose_creation_was_cut_short_is_created_again(tmp_path, cut):
+    """A driver (or the object store under it) stopped while it created a station group leaves a
+    group without ``block_done`` (written last) or without a coordinate's values: the next run
+    plans the station as new, creates it whole, and ends equal to a fresh run."""
+    import shutil
+
+    from helpers import SMALL_LAYERS, assert_stores_bitwise_equal, plan_and_run_in_process, write_config, write_sds
+
+    from scatflow.config import load_config
+    from scatflow.workflow.plan import make_plan
+    from scatflow.workflow.run import prepare_store
+
+    root = tmp_path / "archive"
+    write_sds(root, ["XX.AAA..HHZ", "XX.BBB..HHZ"], "2015-12-04", "2015-12-05", rate=10.0)
+
+    def cfg(store, name):
+        return load_config(write_config(tmp_path / name, sds=root, select=["*.*.*.HHZ"], start="2015-12-04",
+                                        end="2015-12-04T12:00:00", layers=SMALL_LAYERS, block_s=10800,
+                                        store=store))
+
+    cut_cfg = cfg(tmp_path / "cut.zarr", "cut.toml")
+    store = Store(cut_cfg.output["store"])
+    plan = make_plan(cut_cfg, store)
+    store.open_or_create(plan.design.record())
+    prepare_store(plan, store)
+    key = plan.stations[0].station.key
+    group = tmp_path / "cut.zarr" / key
+    if cut == "block_done":
+        shutil.rmtree(group / "block_done")  # stopped before the last array
+    else:
+        shutil.rmtree(group / "block_done")
+        for chunk in (group / "f1").glob("c*"):  # stopped while the coordinates' values were written
+            chunk.unlink() if chunk.is_file() else shutil.rmtree(chunk)
+    assert key not in store.station_states()
+    _, results = plan_and_run_in_process(cut_cfg)
+    assert results and all(r.ok for r in results)
+    fresh = cfg(tmp_path / "fresh.zarr", "fresh.toml")
+    plan_and_run_in_process(fresh)
+    assert_stores_bitwise_equal(tmp_path / "fresh.zarr", tmp_path / "cut.zarr", [s.station.key for s in plan.stations])

@@ -7,6 +7,7 @@ including the ``blake2b`` and ``md5`` of the bytes read, are equal.
 """
 
 import json
+import re
 import threading
 
 import numpy as np
@@ -291,3 +292,97 @@ def test_a_secret_key_is_never_written_or_printed(archives, s3server, s3url, tmp
     for path in tmp_path.rglob("*"):
         if path.is_file() and path.name not in ("run.toml", "wrong.toml"):
             assert SECRET_KEY.encode() not in path.read_bytes(), path
+
+
+def test_a_nightly_run_on_s3_costs_requests_for_the_new_day_not_the_archive(s3env, s3url, tmp_path):
+    """Archives of 2, 4 and 8 station-days on S3, store on S3; one new day arrives: the nightly
+    run's requests (counted by the server) are the same at every size, and the store then equals a
+    fresh run over the whole archive."""
+    from helpers import sds_path
+
+    fs = fs_of(s3env)
+    seed_id, counts = "XX.CCC..HHZ", {}
+    opts = {"endpoint_url": s3env.endpoint}
+    for days in (2, 4, 8):
+        root = tmp_path / f"archive{days}"
+        start = obspy.UTCDateTime("2016-01-01")
+        files = write_sds(root, [seed_id], start, start + 86400 * (days + 1), rate=10.0)
+        url = f"{s3url}/archive{days}"
+        for path in files[:-1]:
+            fs.put_file(str(path), f"{url[5:]}/{path.relative_to(root)}")
+
+        def cfg(end, store, name, sds=url):
+            return load_config(write_config(
+                tmp_path / name, sds=sds, select=[seed_id], start=str(start)[:19], end=str(end)[:19],
+                layers=SMALL_LAYERS, block_s=21600, store=store, recheck_days=1,
+                input_options=opts if str(sds).startswith("s3") else None,
+                output_options=opts if str(store).startswith("s3") else None))
+
+        store = f"{url}-out.zarr"
+        _, results = plan_and_run_in_process(cfg(start + 86400 * days, store, f"n{days}.toml"))
+        assert len(results) == 4 * days and all(r.ok for r in results)
+        last = files[-1]
+        assert last == sds_path(root, seed_id, start + 86400 * days)
+        fs.put_file(str(last), f"{url[5:]}/{last.relative_to(root)}")
+        nightly = cfg(start + 86400 * (days + 1), store, f"n{days}b.toml")
+        before = s3env.requests()
+        _, results = plan_and_run_in_process(nightly)
+        after = s3env.requests()
+        # The new day's blocks, and the last block before it (its window reaches past midnight).
+        assert sorted(r.block for r in results) == list(range(4 * days - 1, 4 * days + 4))
+        assert all(r.ok for r in results)
+        counts[days] = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+    totals = [c["total"] for c in counts.values()]
+    assert max(totals) <= min(totals) * 1.1, counts  # flat, not 4x from 2 to 8 days
+    fresh = tmp_path / "fresh.zarr"
+    _, results = plan_and_run_in_process(cfg(start + 86400 * 9, fresh, "fresh.toml", sds=root))
+    assert all(r.ok for r in results)
+    assert_stores_bitwise_equal(fresh, Url(store, dict(opts, **_creds(s3env))), ("XX.CCC.",), ignore=("block_files",))
+    print("nightly requests by archive size (station-days):", counts)
+
+
+def test_analyze_export_info_plot_and_open_results_on_an_s3_store(s3env, s3url, tmp_path, capsys, monkeypatch):
+    """The same synthetic store on disk and on S3: ``analyze`` writes the same analysis to both,
+    and ``info``, ``plot``, ``export`` and ``open_results`` give the same answers."""
+    import contextlib
+
+    pytest.importorskip("sklearn")
+    from helpers import load_group
+
+    import scatflow
+    from scatflow.cli import main
+    from scatflow.synthetic.store import write_store
+    from scatflow.workflow import cluster as clustermod
+
+    monkeypatch.setattr(clustermod, "connect", lambda cfg, log=print: contextlib.nullcontext())
+    opts = {"endpoint_url": s3env.endpoint}
+    url = Url(f"{s3url}/synthetic.zarr", opts)
+    said = {}
+    for name, store in (("disk", tmp_path / "synthetic.zarr"), ("s3", url)):
+        write_store(store, ["X9.A."], 360, layers=SMALL_LAYERS, sampling_rate=20.0, block_windows=90)
+        cfg = tmp_path / f"{name}.toml"
+        table = "" if name == "disk" else f'storage_options = {{ endpoint_url = "{s3env.endpoint}" }}\n'
+        cfg.write_text('[input]\npaths = ["unused.mseed"]\n[network]\n'
+                       'layers = [{ octaves = 4, resolution = 2, quality = 2 }, { octaves = 3, resolution = 1, quality = 2 }]\n'
+                       f'[output]\nstore = "{store}"\n{table}[analysis]\nsample = 300\ncomponents = 2\nclusters = 2\n')
+        capsys.readouterr()
+        assert main(["analyze", str(cfg), "--quiet"]) == 0
+        assert main(["info", str(cfg)]) == 0
+        assert main(["plot", str(cfg), "-o", str(tmp_path / f"{name}.png")]) == 0
+        assert main(["export", str(cfg), "--analysis", "ica", "-o", str(tmp_path / f"{name}.csv")]) == 0
+        out = capsys.readouterr().out.replace(str(store), "STORE").replace(str(tmp_path / name), "OUT")
+        said[name] = re.sub(r"\d+\.\d+ s\b|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "T", out)  # times differ
+    assert said["disk"] == said["s3"] and "X9.A." in said["s3"]
+    assert (tmp_path / "disk.csv").read_bytes() == (tmp_path / "s3.csv").read_bytes()
+    assert (tmp_path / "s3.png").read_bytes()[:4] == b"\x89PNG"
+    remote = Url(url, dict(opts, **_creds(s3env)))
+    assert_stores_bitwise_equal(tmp_path / "synthetic.zarr", remote, ("X9.A.", "analysis/ica/X9.A."))
+    model = [zarr.open_group(zarr_store(s), mode="r", use_consolidated=False)["analysis/ica"]
+             for s in (str(tmp_path / "synthetic.zarr"), remote)]
+    names = sorted(model[0].array_keys())
+    assert names and names == sorted(model[1].array_keys())
+    for name in names:  # the model (the group's attributes differ by the time it was fitted)
+        assert model[0][name][:].tobytes() == model[1][name][:].tobytes(), name
+    tree = scatflow.open_results(str(url), storage_options=opts)
+    local = load_group(tmp_path / "synthetic.zarr", "X9.A.")
+    assert tree["X9.A."].to_dataset()["order_1"].values.tobytes() == local["order_1"].values.tobytes()
