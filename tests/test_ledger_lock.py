@@ -235,3 +235,35 @@ def test_a_station_group_whose_creation_was_cut_short_is_created_again(tmp_path,
     fresh = cfg(tmp_path / "fresh.zarr", "fresh.toml")
     plan_and_run_in_process(fresh)
     assert_stores_bitwise_equal(tmp_path / "fresh.zarr", tmp_path / "cut.zarr", [s.station.key for s in plan.stations])
+
+
+def test_a_station_group_whose_growth_was_cut_short_is_grown_again(tmp_path):
+    """A driver stopped after it lengthened a group's arrays but before it wrote the new window
+    times: the next run takes the group at its filled length, grows it again and ends equal to a
+    fresh run (a time axis ending in 1970 never reaches a reader)."""
+    from helpers import SMALL_LAYERS, assert_stores_bitwise_equal, plan_and_run_in_process, write_config, write_sds
+
+    from scatflow.config import load_config
+    from scatflow.workflow.plan import make_plan
+    from scatflow.workflow.run import prepare_store
+
+    root = tmp_path / "archive"
+    write_sds(root, ["XX.AAA..HHZ"], "2015-12-04", "2015-12-05", rate=10.0)
+
+    def cfg(store, end, name):
+        return load_config(write_config(tmp_path / name, sds=root, select=["*.*.*.HHZ"], start="2015-12-04",
+                                        end=end, layers=SMALL_LAYERS, block_s=10800, store=store))
+
+    plan_and_run_in_process(cfg(tmp_path / "cut.zarr", "2015-12-04T06:00:00", "day.toml"))
+    longer = cfg(tmp_path / "cut.zarr", "2015-12-04T12:00:00", "longer.toml")
+    store = Store(longer.output["store"])
+    old_n = store.station_states()["XX.AAA."].n_time
+    prepare_store(make_plan(longer, store), store)
+    times = zarr.open_group(str(tmp_path / "cut.zarr"), mode="r+", use_consolidated=False)["XX.AAA."]["time"]
+    assert times.shape[0] > old_n
+    times[old_n:] = 0  # the new times never written
+    assert store.station_states()["XX.AAA."].n_time == old_n
+    _, results = plan_and_run_in_process(longer)
+    assert results and all(r.ok for r in results)
+    plan_and_run_in_process(cfg(tmp_path / "fresh.zarr", "2015-12-04T12:00:00", "fresh.toml"))
+    assert_stores_bitwise_equal(tmp_path / "fresh.zarr", tmp_path / "cut.zarr", ["XX.AAA."])

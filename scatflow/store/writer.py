@@ -27,7 +27,6 @@ stale metadata.
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import functools
 import json
@@ -44,71 +43,14 @@ from . import relay
 from .access import object_store_exists, zarr_store
 from ..errors import StoreError
 from ..inputs.grid import Blocks
-from .encoding import ANALYSIS_GROUP, FORMAT, encoding, ledger_vars
-from .ledger import Ledger, read_ledger
+from .encoding import FORMAT, encoding, ledger_vars
+from .ledger import read_ledger
+from .stations import LAST_WRITTEN, StationState, group_names, open_root, station_states
 from .summary import versions
 from .upgrade import check_format
 
-#: The array a group's creation writes last: its presence says the group is whole.
-LAST_WRITTEN = "block_done"
 #: errno values that mean the output location cannot take more writes: stop the run.
 STORAGE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM}
-
-
-# -- reading ------------------------------------------------------------------------------------
-def open_root(path: str | os.PathLike) -> tuple[zarr.Group, dict]:
-    """The root group (read-only) and its ``scatflow`` attribute.
-
-    Every open bypasses consolidated metadata, which may be stale or absent.
-
-    Raises
-    ------
-    StoreError
-        One line naming ``path`` when it is not a scatflow store.
-    """
-    path = location.as_location(path)
-    if location.is_url(path):
-        if not object_store_exists(path):
-            hint = " (a Zarr v2 store?)" if location.isfile(location.join(path, ".zgroup")) else ""
-            raise StoreError(f"{path}: no such store (no zarr.json under this URL){hint}")
-    elif not os.path.exists(path):
-        raise StoreError(f"{path}: no such store (the path does not exist)")
-    elif not os.path.isdir(path):
-        raise StoreError(f"{path}: not a scatflow store (a file, not a Zarr directory)")
-    elif not os.path.isfile(os.path.join(path, "zarr.json")):
-        hint = " (a Zarr v2 store?)" if os.path.isfile(os.path.join(path, ".zgroup")) else ""
-        raise StoreError(f"{path}: not a scatflow store (no zarr.json){hint}")
-    try:
-        root = zarr.open_group(zarr_store(path), mode="r", use_consolidated=False, zarr_format=3)
-        attrs = root.attrs.get("scatflow")
-    except Exception as exc:  # noqa: BLE001 - any failure here means "not a usable store"
-        why = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise StoreError(f"{path}: not a scatflow store ({type(exc).__name__}: {why})") from exc
-    if not isinstance(attrs, dict) or "design" not in attrs:
-        parent = os.path.dirname(os.path.normpath(path)) if not location.is_url(path) else None
-        if parent and os.path.isfile(os.path.join(parent, "zarr.json")):
-            raise StoreError(f"{path}: not a scatflow store (a group inside a store? give the store directory)")
-        raise StoreError(f"{path}: a Zarr store not written by scatflow (no 'scatflow' root attribute)")
-    return root, attrs
-
-
-def group_names(root: zarr.Group) -> list[str]:
-    """Names of the root's groups (station groups), sorted; the ``analysis`` group is not one."""
-    return sorted(name for name, _ in root.groups() if name != ANALYSIS_GROUP)
-
-
-@dataclasses.dataclass(frozen=True)
-class StationState:
-    """What the store holds for one station, for planning."""
-
-    n_time: int
-    channels: list[str]
-    attrs: dict
-    group: zarr.Group
-
-    def ledger(self, n: int, inputs_changed=None, recheck=None, check_data: bool = False) -> Ledger:
-        """The ledger over ``n`` windows (``n >= n_time``: blocks after the end are not done)."""
-        return read_ledger(self.group, n, inputs_changed, recheck, check_data)
 
 
 # -- writing ------------------------------------------------------------------------------------
@@ -225,16 +167,10 @@ class Store:
 
     # -- station groups -----------------------------------------------------------------
     def station_states(self) -> dict[str, StationState]:
-        """Shape, channels, attributes and ledger access of every station group: the root is
-        opened and listed once, each group once (planning asks for all of them)."""
-        if not self.exists():
-            return {}
-        root = self._root()
-        out = {}
-        for name, g in root.groups():
-            if name != ANALYSIS_GROUP and LAST_WRITTEN in set(g.array_keys()):  # else: a create cut short
-                out[name] = StationState(int(g["time"].shape[0]), [str(c) for c in g["channel"][:]], dict(g.attrs), g)
-        return out
+        """Shape, channels, attributes and ledger access of every whole station group: the root
+        is opened and listed once, each group once (planning asks for all of them;
+        :func:`~scatflow.store.stations.station_states`)."""
+        return station_states(self._root()) if self.exists() else {}
 
     def station_state(self, key: str) -> StationState | None:
         """:meth:`station_states` of one station (None if absent)."""
@@ -275,10 +211,12 @@ class Store:
                 arr.resize((new.n, *arr.shape[1:]))
             elif dims[:1] == ("block",) and arr.shape[0] < new.count:
                 arr.resize((new.count, *arr.shape[1:]))
-        if template.sizes["time"]:
-            g["time"][old.n : new.n] = np.asarray(template["time"].values, dtype="datetime64[ns]").astype(np.int64)
         # As a fresh run's template write leaves them (an xarray write replaces a group's attributes).
         g.attrs.put({k: encode_zarr_attr_value(v) for k, v in template.attrs.items()})
+        # The times last: until they are written the group reads as not grown
+        # (:func:`~scatflow.store.stations.filled_windows`), and the next run grows it again.
+        if template.sizes["time"]:
+            g["time"][old.n : new.n] = np.asarray(template["time"].values, dtype="datetime64[ns]").astype(np.int64)
 
     def add_channel_coords(self, key: str, coords: dict, attrs: dict) -> None:
         """Give an existing group the channel coordinates it lacks (driver).
