@@ -386,3 +386,48 @@ def test_analyze_export_info_plot_and_open_results_on_an_s3_store(s3env, s3url, 
     tree = scatflow.open_results(str(url), storage_options=opts)
     local = load_group(tmp_path / "synthetic.zarr", "X9.A.")
     assert tree["X9.A."].to_dataset()["order_1"].values.tobytes() == local["order_1"].values.tobytes()
+
+
+def test_what_an_object_store_cannot_do_atomically_is_refused_in_one_line(s3env, s3url):
+    """Re-laying a station for new channels swaps directories by rename, and ``upgrade`` rewrites
+    groups in place: both are refused on an object store, naming what to do instead."""
+    from scatflow.store.upgrade import upgrade
+
+    store = Url(f"{s3url}/relay.zarr", {"endpoint_url": s3env.endpoint})
+    with pytest.raises(StoreError, match=r"XX\.AAA\. gains channels .*not supported on an object store"):
+        Store(store).add_channels("XX.AAA.", ["XX.AAA..HHN", "XX.AAA..HHZ"])
+    with pytest.raises(StoreError, match="upgrade works on a local store"):
+        upgrade(store)
+    assert Store(store).recover() == []
+
+
+def test_preprocessing_with_archive_inventory_and_store_on_s3_gives_the_disk_store_bitwise(
+        archives, s3env, s3url, tmp_path):
+    """Response removal, filter: the StationXML read from S3 (``[preprocess] inventory`` URL glob) gives
+    the same store as from disk, the response records included."""
+    from scatflow.synthetic import write_inventory
+
+    disk, url = archives
+    xml = tmp_path / "meta" / "stations.xml"
+    xml.parent.mkdir()
+    write_inventory(xml, {"XX.AAA.": {"sampling_rate": 20.0, "channels": ["XX.AAA..HHN", "XX.AAA..HHZ"]},
+                          "XX.BBB.": {"sampling_rate": 20.0, "channels": ["XX.BBB..HHZ"]}}, start="2015-01-01")
+    fs_of(s3env).put_file(str(xml), f"{s3url[5:]}/meta/stations.xml")
+    stores = []
+    for where, root, inventory, store in ((("disk"), disk, str(xml), tmp_path / "pre.zarr"),
+                                          ("s3", url, f"{s3url}/meta/*.xml", f"{s3url}/pre.zarr")):
+        table = "" if where == "disk" else f'storage_options = {{ endpoint_url = "{s3env.endpoint}" }}\n'
+        body = (f'inventory = ["{inventory}"]\nresponse = "velocity"\npre_filt = [0.2, 0.5, 8.0, 9.5]\n'
+                'filter = { type = "highpass", freq = 1.0, corners = 4, zerophase = true }\n' + table)
+        opts = {"endpoint_url": s3env.endpoint} if where == "s3" else None
+        cfg = load_config(write_config(tmp_path / f"{where}.toml", sds=root, select=["XX.*.*.HH?"], start=START,
+                                       end=END, layers=SMALL_LAYERS, block_s=10800, store=store, preprocess=body,
+                                       input_options=opts, output_options=opts))
+        _, results = plan_and_run_in_process(cfg)
+        assert results and all(r.ok for r in results), [r.error for r in results]
+        stores.append(cfg.output["store"])
+    assert_stores_bitwise_equal(stores[0], stores[1], GROUPS, ignore=("block_files",))
+    for group in GROUPS:
+        here, there = ledger_records(stores[0], group), ledger_records(stores[1], group)
+        assert without_identity(here) == without_identity(there)
+        assert any(r["path"].startswith("response:") for block in there for r in block)
