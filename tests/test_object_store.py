@@ -431,3 +431,57 @@ def test_preprocessing_with_archive_inventory_and_store_on_s3_gives_the_disk_sto
         here, there = ledger_records(stores[0], group), ledger_records(stores[1], group)
         assert without_identity(here) == without_identity(there)
         assert any(r["path"].startswith("response:") for block in there for r in block)
+
+
+def test_nightly_runs_on_an_s3_archive_end_equal_to_one_fresh_run(s3env, s3url, tmp_path):
+    """The live archive on S3, store on S3: a day delivered half, then rewritten whole; an outage at
+    one station whose day comes late; each night a run. Once the objects stop changing, one more
+    run leaves the store equal to one fresh run over the final archive."""
+    from helpers import sds_path
+
+    fs = fs_of(s3env)
+    ids = ["XX.AAA..HHZ", "XX.BBB..HHZ"]
+    start = obspy.UTCDateTime("2016-03-01")
+    final = tmp_path / "final"
+    write_sds(final, ids, start, start + 3 * 86400, rate=10.0)
+    live = f"{s3url}/live"
+    opts = {"endpoint_url": s3env.endpoint}
+
+    def deliver(seed_id, day, until=None):
+        src = sds_path(final, seed_id, start + day * 86400)
+        key = f"{live[5:]}/{src.relative_to(final)}"
+        if until is None:
+            fs.put_file(str(src), key)
+        else:
+            part = tmp_path / "part"
+            obspy.read(str(src), endtime=start + day * 86400 + until).write(str(part), format="MSEED",
+                                                                            encoding="STEIM2", reclen=512)
+            fs.put_file(str(part), key)
+
+    def night(days, store, name, sds=live):
+        cfg = load_config(write_config(
+            tmp_path / name, sds=sds, select=["XX.*.*.HHZ"], start=str(start)[:19],
+            end=str(start + days * 86400)[:19], layers=SMALL_LAYERS, block_s=21600, store=store,
+            input_options=opts if str(sds).startswith("s3") else None, output_options=opts))
+        _, results = plan_and_run_in_process(cfg)
+        assert all(r.ok or r.no_data for r in results), [r.error for r in results]  # an outage is no error
+        return results
+
+    store = f"{s3url}/nightly.zarr"
+    deliver(ids[0], 0), deliver(ids[1], 0), deliver(ids[0], 1, until=13 * 3600)  # day 1 half there
+    night(2, store, "n0.toml")
+    deliver(ids[0], 1), deliver(ids[0], 2)  # day 1 rewritten whole; BBB's day 1 missing (an outage)
+    done = night(3, store, "n1.toml")
+    assert {(r.station, r.block) for r in done} >= {("XX.AAA.", b) for b in range(4, 8)}  # the rewrite
+    assert {r.block for r in done if r.station == "XX.BBB." and r.no_data} >= {4, 5, 6, 7}  # the outage
+    deliver(ids[1], 2)
+    night(3, store, "n2.toml")
+    deliver(ids[1], 1)  # BBB's day 1 comes late
+    late = night(3, store, "n3.toml")
+    assert {r.block for r in late if r.station == "XX.BBB." and not r.no_data} >= {4, 5, 6, 7}
+    again = night(3, store, "n4.toml")  # nothing changed since: nothing to do
+    assert again == []
+    fresh = f"{s3url}/fresh.zarr"
+    night(3, fresh, "fresh.toml")
+    remote = {"endpoint_url": s3env.endpoint, **_creds(s3env)}
+    assert_stores_bitwise_equal(Url(fresh, remote), Url(store, remote), ("XX.AAA.", "XX.BBB."))
