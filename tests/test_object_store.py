@@ -375,6 +375,7 @@ def test_analyze_export_info_plot_and_open_results_on_an_s3_store(s3env, s3url, 
     assert said["disk"] == said["s3"] and "X9.A." in said["s3"]
     assert (tmp_path / "disk.csv").read_bytes() == (tmp_path / "s3.csv").read_bytes()
     assert (tmp_path / "s3.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "s3.png").read_bytes() == (tmp_path / "disk.png").read_bytes()
     remote = Url(url, dict(opts, **_creds(s3env)))
     assert_stores_bitwise_equal(tmp_path / "synthetic.zarr", remote, ("X9.A.", "analysis/ica/X9.A."))
     model = [zarr.open_group(zarr_store(s), mode="r", use_consolidated=False)["analysis/ica"]
@@ -383,6 +384,11 @@ def test_analyze_export_info_plot_and_open_results_on_an_s3_store(s3env, s3url, 
     assert names and names == sorted(model[1].array_keys())
     for name in names:  # the model (the group's attributes differ by the time it was fitted)
         assert model[0][name][:].tobytes() == model[1][name][:].tobytes(), name
+    # A bare URL: the endpoint and credentials from the environment, as botocore reads them.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3env.endpoint)
+    assert main(["info", str(url)]) == 0 and main(["info", str(cfg)]) == 0
+    by_url, by_config = capsys.readouterr().out.split("store:      ")[1:]
+    assert by_url == by_config and "X9.A." in by_url
     tree = scatflow.open_results(str(url), storage_options=opts)
     local = load_group(tmp_path / "synthetic.zarr", "X9.A.")
     assert tree["X9.A."].to_dataset()["order_1"].values.tobytes() == local["order_1"].values.tobytes()
