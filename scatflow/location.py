@@ -113,6 +113,12 @@ def join(path, *parts: str):
     return os.path.join(path, *parts)
 
 
+def bucket(path):
+    """The bucket of URL ``path`` (``s3://bucket``), as a URL with the same settings."""
+    scheme, rest = str(path).split("://", 1)
+    return Url(f"{scheme}://{rest.split('/', 1)[0]}", options_of(path))
+
+
 def endpoint(path) -> str:
     """The server a URL goes to, for messages (the endpoint setting, or the scheme's default)."""
     options = options_of(path)

@@ -491,3 +491,9 @@ def test_nightly_runs_on_an_s3_archive_end_equal_to_one_fresh_run(s3env, s3url, 
     night(3, fresh, "fresh.toml")
     remote = {"endpoint_url": s3env.endpoint, **_creds(s3env)}
     assert_stores_bitwise_equal(Url(fresh, remote), Url(store, remote), ("XX.AAA.", "XX.BBB."))
+
+
+def test_a_store_in_a_bucket_that_does_not_exist_is_refused_naming_it(s3env):
+    store = Store(Url("s3://no-such-bucket-5f3a/out.zarr", {"endpoint_url": s3env.endpoint}))
+    with pytest.raises(StoreError, match=rf"no bucket s3://no-such-bucket-5f3a at {s3env.endpoint}"):
+        store.check_writable()

@@ -75,6 +75,9 @@ class Store:
         if location.is_url(self.path):
             if not self.exists() and location.listdir(self.path):
                 raise StoreError(f"output.store: {self.path} holds objects but no Zarr store")
+            bucket = location.bucket(self.path)
+            if not location.exists(bucket):
+                raise StoreError(f"output.store: {self.path}: no bucket {bucket} at {location.endpoint(self.path)}")
             return  # whether the credentials may write is known at the first write
         if os.path.exists(self.path) and not os.path.isdir(self.path):
             raise StoreError(f"output.store: {self.path} exists and is not a directory")
