@@ -36,13 +36,16 @@ def import_matplotlib():
     return Figure, FigureCanvasAgg
 
 
-def default_output(store, station: str) -> str:
-    """``<store without .zarr>.<station>.png`` beside the store (in the working directory for
-    a store on an object store)."""
+def figure_base(store) -> str:
+    """Where a store's figures go by default, without extension: the store's path without
+    ``.zarr`` (its last name, in the working directory, for a store on an object store)."""
     base = os.path.normpath(os.fspath(store) if not is_url(store) else str(store).rstrip("/").rsplit("/", 1)[-1])
-    if base.endswith(".zarr"):
-        base = base[: -len(".zarr")]
-    return f"{base}.{station}.png"
+    return base[: -len(".zarr")] if base.endswith(".zarr") else base
+
+
+def default_output(store, station: str) -> str:
+    """``<store without .zarr>.<station>.png`` beside the store (:func:`figure_base`)."""
+    return f"{figure_base(store)}.{station}.png"
 
 
 def _utc(value: str | None, what: str):

@@ -9,8 +9,7 @@ import warnings
 import numpy as np
 
 from ..errors import StoreError
-from ..plot import import_matplotlib
-from ..location import is_url
+from ..plot import figure_base, import_matplotlib
 
 #: At most this many points per rate curve; longer spans are averaged over consecutive windows.
 MAX_POINTS = 3000
@@ -33,16 +32,12 @@ def _utc(value, what: str):
     return np.datetime64(t.to_datetime64(), "ns")
 
 
-def _base(store) -> str:
-    # A store on an object store: the figure goes to the working directory, named after it.
-    base = os.path.normpath(os.fspath(store) if not is_url(store) else str(store).rstrip("/").rsplit("/", 1)[-1])
-    return base[:-5] if base.endswith(".zarr") else base
 
 
 def explore_output(store, name: str) -> str:
     """``<store without .zarr>.<name>.explore.png`` beside the store (in the working directory
     for a store on an object store)."""
-    return f"{_base(store)}.{name}.explore.png"
+    return f"{figure_base(store)}.{name}.explore.png"
 
 
 def _check_dir(out: str) -> None:
@@ -121,7 +116,7 @@ def plot_analysis(store, name: str, output=None, station=None, start=None, end=N
         raise StoreError(f"{reader.path}: analysis {name!r} has no labelled station")
     joint = bool(attrs.get("joint", True))
     model = reader.analysis_model(name, None if joint else stations[0])
-    out = os.fspath(output) if output else f"{_base(reader.path)}.{name}.png"
+    out = os.fspath(output) if output else f"{figure_base(reader.path)}.{name}.png"
     _check_dir(out)
     weights_out = (out[:-4] if out.endswith(".png") else out) + ".weights.png"
     t0, t1 = _utc(start, "start"), _utc(end, "end")
