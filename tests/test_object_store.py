@@ -134,26 +134,32 @@ def test_writer_lock_on_s3_admits_one_run_and_names_the_holder(s3env, s3url):
             lock.check_free(store)
     lock.check_free(store)  # released
     # Runs started at once: the server's create-only write lets exactly one in.
-    entered, refused, barrier = [], [], threading.Barrier(4)
+    entered, refused = race_for_lock(store, 4)
+    assert len(entered) == 1 and len(refused) == 3
+
+
+def race_for_lock(store, n: int) -> tuple[list, list]:
+    """``n`` threads take the writer lock of ``store`` at once; the one that gets it holds it
+    until all the others have been refused (10 s at most). The ids that entered and were refused."""
+    entered, refused, barrier, others_done = [], [], threading.Barrier(n), threading.Event()
 
     def contender(i):
         barrier.wait()
         try:
             with lock.writer_lock(store):
                 entered.append(i)
-                barrier_done.wait(10)
+                others_done.wait(10)  # still held (and fresh) when the others look
         except StoreError:
             refused.append(i)
-            if len(refused) == 3:
-                barrier_done.set()
+            if len(refused) == n - 1:
+                others_done.set()
 
-    barrier_done = threading.Event()
-    threads = [threading.Thread(target=contender, args=(i,)) for i in range(4)]
+    threads = [threading.Thread(target=contender, args=(i,)) for i in range(n)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(30)
-    assert len(entered) == 1 and len(refused) == 3
+    return entered, refused
 
 
 def test_a_stale_lock_on_s3_is_taken_over_by_one_run(s3env, s3url, monkeypatch):
@@ -166,23 +172,8 @@ def test_a_stale_lock_on_s3_is_taken_over_by_one_run(s3env, s3url, monkeypatch):
     import time
 
     time.sleep(3.2)  # LastModified has whole seconds
-    entered, refused, barrier = [], [], threading.Barrier(3)
-
-    def taker(i):
-        barrier.wait()
-        try:
-            with lock.writer_lock(store):
-                entered.append(i)
-                time.sleep(1.5)  # still held (and fresh) when the others look
-        except StoreError:
-            refused.append(i)
-
     monkeypatch.setattr(lock, "HEARTBEAT_S", 0.3)
-    threads = [threading.Thread(target=taker, args=(i,)) for i in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    entered, refused = race_for_lock(store, 3)
     assert len(entered) == 1 and len(refused) == 2
     assert not fs_of(s3env).exists(where[5:])  # released by its last holder
 

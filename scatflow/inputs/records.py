@@ -34,19 +34,18 @@ def glob_base(pattern: str) -> str:
     ``s3://bucket/arch``)."""
     if location.is_url(pattern):
         scheme, rest = str(pattern).split("://", 1)
-        lead = []
-        for part in rest.split("/")[:-1]:
-            if _MAGIC.search(part):
-                break
-            lead.append(part)
-        return f"{scheme}://" + "/".join(lead)
-    parts = os.path.abspath(pattern).split(os.sep)
+        return f"{scheme}://" + "/".join(_leading(rest.split("/")))
+    return os.sep.join(_leading(os.path.abspath(pattern).split(os.sep))) or os.sep
+
+
+def _leading(parts: list[str]) -> list[str]:
+    """The directory components of a glob's ``parts`` before the first with glob characters."""
     lead = []
     for part in parts[:-1]:
         if _MAGIC.search(part):
             break
         lead.append(part)
-    return os.sep.join(lead) or os.sep
+    return lead
 
 
 def relative_to(path: str, base: str) -> str:

@@ -17,7 +17,7 @@ import stat
 
 from .. import location
 from ..errors import InputError
-from .records import object_record
+from .records import file_record
 
 from obspy import UTCDateTime
 from obspy.core.util.misc import BAND_CODE
@@ -240,7 +240,7 @@ class Layout:
             path = location.join(self.root, *name.split("/"))
             if location.is_url(path):
                 try:  # one HEAD: size and ETag
-                    out.append((path, object_record(location.info(path), name)))
+                    out.append((path, file_record(path, name)))
                 except FileNotFoundError:
                     pass
                 continue

@@ -76,7 +76,8 @@ def read_checked(path: str, **kwargs) -> obspy.Stream:
             data = location.read_bytes(path)  # one GET; ObsPy reads from memory
         except FileNotFoundError:
             raise InputError(f"{path}: no such object") from None
-        _remember_digests(path, data)
+        if not kwargs.get("headonly"):  # a worker's data read: its record's hashes follow
+            _remember_digests(path, data)
         if not data:
             raise InputError(f"{path}: empty file")
         source = io.BytesIO(data)
@@ -118,7 +119,11 @@ _DIGESTS: dict[str, tuple[str, str]] = {}
 def _remember_digests(path, data: bytes) -> None:
     while len(_DIGESTS) >= 64:
         _DIGESTS.pop(next(iter(_DIGESTS)))
-    _DIGESTS[str(path)] = (hashlib.blake2b(data, digest_size=16).hexdigest(), hashlib.md5(data).hexdigest())
+    _DIGESTS[str(path)] = _hashes(data)
+
+
+def _hashes(data: bytes) -> tuple[str, str]:
+    return hashlib.blake2b(data, digest_size=16).hexdigest(), hashlib.md5(data).hexdigest()
 
 
 def file_digest(path: str, md5: bool = False):
@@ -130,8 +135,7 @@ def file_digest(path: str, md5: bool = False):
     if location.is_url(path):
         pair = _DIGESTS.pop(str(path), None)
         if pair is None:
-            data = location.read_bytes(path)
-            pair = (hashlib.blake2b(data, digest_size=16).hexdigest(), hashlib.md5(data).hexdigest())
+            pair = _hashes(location.read_bytes(path))
         return pair if md5 else pair[0]
     h = hashlib.blake2b(digest_size=16)
     m = hashlib.md5() if md5 else None

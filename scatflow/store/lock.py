@@ -86,16 +86,19 @@ def _stale(path: str, holder: dict) -> bool:
         age = time.time() - os.path.getmtime(path)
     except FileNotFoundError:
         return True
+    return _stale_at(holder, age)
+
+
+def _stale_at(holder: dict, age_s: float) -> bool:
+    """:func:`is_stale` for this host, asking the holder's pid when it runs here."""
     alive = _pid_alive(holder.get("pid")) if holder.get("host") == socket.gethostname() else None
-    return is_stale(holder, age, socket.gethostname(), alive)
+    return is_stale(holder, age_s, socket.gethostname(), alive)
 
 
 def _stale_object(holder: dict, age_s: float) -> bool:
-    """The staleness rule of a lock object (its age from its ``LastModified``): as for a file."""
-    alive = _pid_alive(holder.get("pid")) if holder.get("host") == socket.gethostname() else None
-    if not holder:
-        return age_s > STALE_S  # not a lock scatflow wrote whole: only age tells
-    return is_stale(holder, age_s, socket.gethostname(), alive)
+    """The staleness rule of a lock object (its age from its ``LastModified``): as for a file,
+    except that an unreadable object is not one being written (a PUT is whole): only age tells."""
+    return age_s > STALE_S if not holder else _stale_at(holder, age_s)
 
 
 def _held(store_path, path: str, holder: dict, command: str) -> StoreError:

@@ -269,7 +269,7 @@ class Store:
         if location.is_url(self.path):
             # A re-lay swaps whole group directories by rename, which an object store cannot
             # do atomically: refused rather than risk a half-swapped group.
-            raise StoreError(f"{self.path}: station {key} gains channels ({', '.join(c for c in channels)}); "
+            raise StoreError(f"{self.path}: station {key} gains channels ({', '.join(channels)}); "
                              "re-laying a station for new channels is not supported on an object store: run "
                              "with a local store, or select only the station's present channels (input.select)")
         relay.relay_group(self.path, key, list(channels), coords)
